@@ -1,0 +1,10 @@
+"""The versioned HTTP API: every domain router under `/api/v1`."""
+
+from fastapi import APIRouter
+
+from app.posts.routes import router as posts_router
+from app.users.routes import router as users_router
+
+api_router = APIRouter(prefix="/api/v1")
+api_router.include_router(users_router)
+api_router.include_router(posts_router)

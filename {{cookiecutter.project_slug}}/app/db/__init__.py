@@ -1,0 +1,1 @@
+"""Database machinery: engine, sessions, declarative base and mixins."""

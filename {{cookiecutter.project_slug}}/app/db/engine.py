@@ -1,0 +1,133 @@
+{%- set db = cookiecutter.database -%}
+"""The async engine: pool sizing and per-connection setup for {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }}.
+
+Docs: https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html
+{%- if db == "sqlite" %}
+      https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#sqlite-transactions
+{%- elif db == "postgresql" %}
+      https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#module-sqlalchemy.dialects.postgresql.asyncpg
+{%- else %}
+      https://docs.sqlalchemy.org/en/20/dialects/mysql.html#module-sqlalchemy.dialects.mysql.aiomysql
+{%- endif %}
+"""
+{% if db == "sqlite" %}
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from app.settings import Settings
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.url
+    # sqlite3's `timeout` is the busy timeout: a second writer waits, then fails.
+    connect_args = {"timeout": settings.db_busy_timeout}
+    if url.database in (None, "", ":memory:"):
+        # Every connection to ":memory:" is a new, empty database: share one.
+        engine = create_async_engine(
+            url, echo=settings.database_echo, poolclass=StaticPool, connect_args=connect_args
+        )
+    else:
+        engine = create_async_engine(
+            url,
+            echo=settings.database_echo,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            connect_args=connect_args,
+        )
+    _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Enforce foreign keys, use WAL, and let SQLAlchemy own BEGIN.
+
+    The sqlite3 driver skips BEGIN before SELECT and SAVEPOINT, which breaks
+    savepoints and repeatable reads; emitting BEGIN ourselves is the fix the
+    SQLAlchemy docs give.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+{%- elif db == "postgresql" %}
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from app.settings import Settings
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout,
+        "server_settings": {
+            "application_name": settings.db_application_name,
+            "statement_timeout": str(settings.db_statement_timeout_ms),
+        },
+    }
+    if settings.db_pgbouncer:
+        # PgBouncer in transaction mode hands each transaction a different server
+        # connection, so prepared statements must not be cached, and PgBouncer
+        # itself is the pool.
+        connect_args |= {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
+        return create_async_engine(
+            settings.url,
+            echo=settings.database_echo,
+            poolclass=NullPool,
+            connect_args=connect_args,
+        )
+    return create_async_engine(
+        settings.url,
+        echo=settings.database_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        connect_args=connect_args,
+    )
+{%- else %}
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.settings import Settings
+
+# UTC so DATETIME columns hold UTC; strict mode so bad data is an error, not a
+# silent truncation.
+SESSION_SETUP = (
+    "SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,"
+    "ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.url,
+        echo=settings.database_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        isolation_level=settings.db_isolation_level,
+        connect_args={
+            "charset": "utf8mb4",
+            "connect_timeout": settings.db_connect_timeout,
+            "init_command": SESSION_SETUP,
+        },
+    )
+{%- endif %}

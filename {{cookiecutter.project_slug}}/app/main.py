@@ -1,0 +1,42 @@
+"""Application factory: `uvicorn app.main:create_app --factory`."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+{% if cookiecutter.include_example_models == "yes" %}
+from app.api import api_router
+{%- endif %}
+from app.db.engine import create_engine
+from app.db.session import create_session_factory
+from app.errors import register_error_handlers
+from app.health import router as health_router
+from app.settings import Settings, get_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """One engine per process, disposed on shutdown so no connection outlives the app."""
+    engine = create_engine(app.state.settings)
+    app.state.session_factory = create_session_factory(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="{{ cookiecutter.project_name }}",
+        description="{{ cookiecutter.description }}",
+        debug=settings.debug,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    register_error_handlers(app)
+    app.include_router(health_router)
+{%- if cookiecutter.include_example_models == "yes" %}
+    app.include_router(api_router)
+{%- endif %}
+    return app

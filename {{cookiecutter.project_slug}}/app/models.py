@@ -1,0 +1,12 @@
+"""Every model, imported in one place so Alembic and the tests see the whole schema."""
+{% if cookiecutter.include_example_models == "yes" %}
+from app.db.base import Base
+from app.posts.models import Post
+from app.users.models import Role, User, user_roles
+
+__all__ = ["Base", "Post", "Role", "User", "user_roles"]
+{%- else %}
+from app.db.base import Base
+
+__all__ = ["Base"]
+{%- endif %}

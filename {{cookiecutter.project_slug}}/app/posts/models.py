@@ -1,0 +1,29 @@
+"""Post: many per user, deleted with its author (ON DELETE CASCADE)."""
+
+import uuid
+from typing import TYPE_CHECKING
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db.base import Base
+from app.db.mixins import SoftDeleteMixin, TimestampMixin, UUIDPrimaryKeyMixin
+
+if TYPE_CHECKING:
+    from app.users.models import User
+
+
+class Post(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
+    __tablename__ = "posts"
+    __table_args__ = (
+        # Serves "posts of this author, newest first" and the foreign key lookup.
+        Index("ix_posts_author_id_created_at", "author_id", "created_at"),
+        CheckConstraint("view_count >= 0", name="view_count_non_negative"),
+    )
+
+    author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    view_count: Mapped[int] = mapped_column(default=0, server_default="0")
+
+    author: Mapped["User"] = relationship(back_populates="posts", lazy="raise")

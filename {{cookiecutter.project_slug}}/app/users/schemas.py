@@ -1,0 +1,81 @@
+"""Request and response bodies for users. Unknown fields are rejected (422)."""
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas import Email, ShortText
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    full_name: ShortText
+
+
+class UserUpdate(BaseModel):
+    """Only the fields sent are changed. Send the `version` you read to be sure
+    nobody changed the user since; a stale version gets 409."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email | None = None
+    full_name: ShortText | None = None
+    version: int | None = Field(default=None, ge=1)
+
+
+class RoleAssign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_-]*$")
+
+
+class PostSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str
+    view_count: int
+    created_at: datetime
+
+
+class RoleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    roles: list[RoleRead]
+    posts: list[PostSummary]
+
+
+class UserPostCount(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    post_count: int
+
+
+class UserImport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    users: list[UserCreate] = Field(min_length=1, max_length=1000)
+
+
+class UserImportResult(BaseModel):
+    email: str
+    status: Literal["created", "duplicate"]
+    id: uuid.UUID | None = None

@@ -1,0 +1,95 @@
+"""Initial schema{% if cookiecutter.include_example_models == "yes" %}: users, roles, user_roles, posts{% endif %}.
+
+Written by hand and reviewed, with a fixed revision id; the tests prove it matches
+the models on this database (`tests/test_migrations.py`).
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-24
+"""
+
+from collections.abc import Sequence
+{% if cookiecutter.include_example_models == "yes" %}
+import sqlalchemy as sa
+from alembic import op
+
+from app.db.types import UTCDateTime
+{% endif %}
+revision: str = "0001"
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+{% if cookiecutter.include_example_models == "yes" %}
+
+def _timestamps_and_soft_delete() -> list[sa.Column[object]]:
+    return [
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("is_deleted", sa.Boolean(), server_default=sa.false(), nullable=False),
+        sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    ]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "roles",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=50), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_roles")),
+        sa.UniqueConstraint("name", name=op.f("uq_roles_name")),
+    )
+    op.create_table(
+        "users",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("full_name", sa.String(length=200), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        *_timestamps_and_soft_delete(),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+        sa.UniqueConstraint("email", name=op.f("uq_users_email")),
+    )
+    op.create_index("ix_users_created_at_id", "users", ["created_at", "id"])
+    op.create_table(
+        "posts",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("author_id", sa.Uuid(), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("view_count", sa.Integer(), server_default="0", nullable=False),
+        *_timestamps_and_soft_delete(),
+        sa.CheckConstraint("view_count >= 0", name=op.f("ck_posts_view_count_non_negative")),
+        sa.ForeignKeyConstraint(
+            ["author_id"], ["users.id"], name=op.f("fk_posts_author_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
+    )
+    op.create_index("ix_posts_author_id_created_at", "posts", ["author_id", "created_at"])
+    op.create_table(
+        "user_roles",
+        sa.Column("user_id", sa.Uuid(), nullable=False),
+        sa.Column("role_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["role_id"], ["roles.id"], name=op.f("fk_user_roles_role_id_roles"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_user_roles_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("user_id", "role_id", name=op.f("pk_user_roles")),
+    )
+    op.create_index(op.f("ix_user_roles_role_id"), "user_roles", ["role_id"])
+
+
+def downgrade() -> None:
+    # Dropping a table drops its indexes and foreign keys with it; dropping an
+    # index that backs a foreign key first would fail on MySQL.
+    for table in ("user_roles", "posts", "users", "roles"):
+        op.drop_table(table)
+{%- else %}
+
+def upgrade() -> None:
+    """Nothing yet: add models, then `make migration m="..."`."""
+
+
+def downgrade() -> None:
+    """Nothing to undo."""
+{%- endif %}
