@@ -63,15 +63,15 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, data: UserUpdat
             f"user {user_id} is at version {user.version}, not {data.version}; "
             "read it again and retry"
         )
-    for field, value in data.model_dump(exclude_unset=True, exclude={"version"}).items():
-        if value is None:
-            continue
-        setattr(user, field, value)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude={"version"})
     try:
+        # The UPDATE is flushed when the savepoint ends; a duplicate email rolls
+        # back only the savepoint.
         async with session.begin_nested():
-            await session.flush()
+            for field, value in changes.items():
+                setattr(user, field, value)
     except IntegrityError as exc:
-        raise _email_taken(user.email) from exc
+        raise _email_taken(data.email or "") from exc
     return user
 
 

@@ -1,0 +1,124 @@
+{%- set db = cookiecutter.database -%}
+"""Fixtures: a dedicated test database built by the real migrations, and one
+rolled-back transaction per test.
+
+Each test gets a connection with an open outer transaction; sessions join it
+through savepoints (`join_transaction_mode="create_savepoint"`), so application
+code may commit or roll back freely and the test still ends with a ROLLBACK.
+Docs: https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#joining-a-session-into-an-external-transaction-such-as-for-test-suites
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+{%- if db == "sqlite" %}
+from pathlib import Path
+{%- endif %}
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from app.db.create_database import create_database_if_missing
+from app.db.engine import create_engine
+from app.db.session import create_session_factory
+from app.main import create_app
+from app.settings import Settings
+from tests.helpers import run_in_thread
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_TEST_DATABASE_URL = "{{ cookiecutter.__test_database_url }}"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+
+
+@pytest.fixture(scope="session")
+def test_settings() -> Settings:
+    settings = Settings(database_url=TEST_DATABASE_URL, environment="test")
+{%- if db == "sqlite" %}
+    name = Path(settings.url.database or "").stem
+{%- else %}
+    name = settings.url.database or ""
+{%- endif %}
+    if not name.endswith("_test"):
+        pytest.exit(
+            f"refusing to run: TEST_DATABASE_URL must name a database ending in '_test', "
+            f"got {name!r}",
+            returncode=2,
+        )
+    return settings
+
+
+@pytest.fixture(scope="session")
+def alembic_config(test_settings: Settings) -> Config:
+    config = Config(os.path.join(PROJECT_ROOT, "alembic.ini"))
+    config.attributes["database_url"] = test_settings.database_url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+@pytest.fixture(scope="session")
+def migrated_database(test_settings: Settings, alembic_config: Config) -> None:
+    """Create the test database if needed and rebuild its schema from the migrations."""
+    run_in_thread(asyncio.run, create_database_if_missing(test_settings.url))
+    run_in_thread(command.downgrade, alembic_config, "base")
+    run_in_thread(command.upgrade, alembic_config, "head")
+
+
+@pytest.fixture(scope="session")
+async def engine(migrated_database: None, test_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(test_settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        transaction = await conn.begin()
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    factory = create_session_factory(connection, join_transaction_mode="create_savepoint")
+    async with factory() as session:
+        yield session
+
+
+@pytest.fixture
+def app(connection: AsyncConnection, test_settings: Settings) -> FastAPI:
+    """The real app, its sessions bound to the test's connection (lifespan not run)."""
+    app = create_app(test_settings)
+    app.state.session_factory = create_session_factory(
+        connection, join_transaction_mode="create_savepoint"
+    )
+    return app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    # Unhandled errors become 500 responses, as they would for a real client.
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every SQL statement sent while the test runs, to make N+1 visible."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    yield sent
+    event.remove(engine.sync_engine, "before_cursor_execute", record)

@@ -1,0 +1,106 @@
+"""The posts API: creation, bulk, filters, the window query and the export stream."""
+
+import json
+from uuid import uuid4
+
+import pytest
+from httpx import AsyncClient
+
+from tests.factories import create_post, create_user
+
+POSTS = "/api/v1/posts"
+
+
+async def test_create_post_includes_author(client: AsyncClient) -> None:
+    user = await create_user(client)
+    post = await create_post(client, user["id"], title="Hello")
+    assert post["author"] == {
+        "id": user["id"],
+        "email": user["email"],
+        "full_name": user["full_name"],
+    }
+    assert post["view_count"] == 0
+
+
+async def test_create_post_for_missing_or_deleted_user_is_404(client: AsyncClient) -> None:
+    body = {"title": "t", "body": "b"}
+    assert (await client.post(f"/api/v1/users/{uuid4()}/posts", json=body)).status_code == 404
+    user = await create_user(client)
+    await client.delete(f"/api/v1/users/{user['id']}")
+    assert (await client.post(f"/api/v1/users/{user['id']}/posts", json=body)).status_code == 404
+
+
+async def test_bulk_create_posts(client: AsyncClient) -> None:
+    user = await create_user(client)
+    rows = [{"title": f"Post {i}", "body": "..."} for i in range(25)]
+    response = await client.post(f"/api/v1/users/{user['id']}/posts/bulk", json={"posts": rows})
+    assert response.status_code == 201
+    assert response.json() == {"created": 25}
+    listed = await client.get(POSTS, params={"author_id": user["id"], "limit": 100})
+    assert len(listed.json()) == 25
+
+
+async def test_bulk_with_one_bad_row_creates_nothing(client: AsyncClient) -> None:
+    user = await create_user(client)
+    rows = [{"title": "ok", "body": "..."}, {"title": "", "body": "..."}]
+    response = await client.post(f"/api/v1/users/{user['id']}/posts/bulk", json={"posts": rows})
+    assert response.status_code == 422
+    assert (await client.get(POSTS, params={"author_id": user["id"]})).json() == []
+
+
+async def test_get_post(client: AsyncClient) -> None:
+    user = await create_user(client)
+    post = await create_post(client, user["id"])
+    response = await client.get(f"{POSTS}/{post['id']}")
+    assert response.status_code == 200
+    assert response.json()["author"]["id"] == user["id"]
+    assert (await client.get(f"{POSTS}/{uuid4()}")).status_code == 404
+    assert (await client.get(f"{POSTS}/nope")).status_code == 422
+
+
+async def test_list_posts_filters(client: AsyncClient) -> None:
+    ada = await create_user(client)
+    bob = await create_user(client)
+    await create_post(client, ada["id"], title="Engines of thought")
+    await create_post(client, ada["id"], title="Poetry")
+    await create_post(client, bob["id"], title="Engines again")
+
+    by_author = (await client.get(POSTS, params={"author_id": ada["id"]})).json()
+    assert {p["title"] for p in by_author} == {"Engines of thought", "Poetry"}
+    by_title = (await client.get(POSTS, params={"title": "Engines"})).json()
+    assert {p["title"] for p in by_title} == {"Engines of thought", "Engines again"}
+    assert (await client.get(POSTS, params={"min_views": 1})).json() == []
+    newest_first = (await client.get(POSTS, params={"limit": 3})).json()
+    assert newest_first[0]["title"] == "Engines again"
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"min_views": -1}])
+async def test_list_posts_bounds(client: AsyncClient, params: dict[str, int]) -> None:
+    assert (await client.get(POSTS, params=params)).status_code == 422
+
+
+async def test_latest_posts_per_user(client: AsyncClient) -> None:
+    ada = await create_user(client)
+    bob = await create_user(client)
+    for i in range(4):
+        await create_post(client, ada["id"], title=f"ada {i}")
+    await create_post(client, bob["id"], title="bob 0")
+
+    posts = (await client.get(f"{POSTS}/latest", params={"per_user": 2})).json()
+    titles_by_author: dict[str, list[str]] = {}
+    for post in posts:
+        titles_by_author.setdefault(post["author_id"], []).append(post["title"])
+    assert titles_by_author[ada["id"]] == ["ada 3", "ada 2"]
+    assert titles_by_author[bob["id"]] == ["bob 0"]
+
+
+async def test_export_streams_every_post_as_ndjson(client: AsyncClient) -> None:
+    user = await create_user(client)
+    rows = [{"title": f"Post {i}", "body": "..."} for i in range(30)]
+    await client.post(f"/api/v1/users/{user['id']}/posts/bulk", json={"posts": rows})
+    response = await client.get(f"{POSTS}/export")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert len(lines) == 30
+    assert set(lines[0]) == {"id", "author_id", "title", "view_count", "created_at"}

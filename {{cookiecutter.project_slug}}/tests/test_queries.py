@@ -1,0 +1,158 @@
+"""The repository's query patterns, and the database behaviour they rely on."""
+
+import uuid
+from datetime import UTC
+from typing import Any, cast
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.posts import repository as posts
+from app.posts.models import Post
+from app.posts.schemas import PostCreate
+from app.users import repository as users
+from app.users.models import Role, User
+from app.users.schemas import UserCreate
+
+
+async def _user(session: AsyncSession, email: str = "ada@example.com") -> User:
+    return await users.create_user(session, UserCreate(email=email, full_name="Ada"))
+
+
+async def _posts(session: AsyncSession, author: User, count: int) -> None:
+    rows = [PostCreate(title=f"Post {i}", body="...") for i in range(count)]
+    await posts.bulk_create_posts(session, author.id, rows)
+
+
+def _selects(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+
+
+async def test_list_users_issues_constant_statements(
+    client: AsyncClient, session: AsyncSession, statements: list[str]
+) -> None:
+    for i in range(60):
+        author = await _user(session, f"user{i}@example.com")
+        await _posts(session, author, 2)
+    await session.commit()
+
+    counts = []
+    for limit in (5, 50):
+        statements.clear()
+        response = await client.get("/api/v1/users", params={"limit": limit})
+        assert len(response.json()) == limit
+        counts.append(len(_selects(statements)))
+    # users, their posts (selectinload) and their roles (selectinload)
+    assert counts == [3, 3]
+
+
+async def test_unloaded_relationship_raises_instead_of_lazy_io(session: AsyncSession) -> None:
+    author = await _user(session)
+    await session.commit()
+    session.expunge_all()
+    fresh = await session.get(User, author.id)
+    assert fresh is not None
+    with pytest.raises(InvalidRequestError):
+        _ = fresh.posts
+
+
+async def test_soft_deleted_rows_hidden_from_queries_and_relationships(
+    session: AsyncSession,
+) -> None:
+    author = await _user(session)
+    await _posts(session, author, 3)
+    hidden = (await session.scalars(select(Post).limit(1))).one()
+    hidden.mark_deleted()
+    await session.commit()
+    session.expunge_all()
+
+    loaded = await users.get_user(session, author.id)
+    assert len(loaded.posts) == 2
+    assert hidden.id not in {p.id for p in loaded.posts}
+    # The filter applies to ORM entities; a Core query on the table sees every row.
+    assert await session.scalar(select(func.count()).select_from(Post.__table__)) == 3
+    every = await session.scalars(select(Post).execution_options(include_deleted=True))
+    assert len(every.all()) == 3
+    counts = await users.users_with_post_counts(session, limit=10)
+    assert [row.post_count for row in counts] == [2]
+    latest = await posts.latest_posts_per_user(session, per_user=5)
+    assert hidden.id not in {p.id for p in latest}
+
+
+async def test_timestamps_are_utc_and_updated_at_moves(session: AsyncSession) -> None:
+    author = await _user(session)
+    await session.commit()
+    session.expunge_all()
+    loaded = await users.get_user(session, author.id)
+    assert loaded.created_at.tzinfo == UTC
+    before = loaded.updated_at
+    loaded.full_name = "Countess"
+    await session.commit()
+    session.expunge_all()
+    reloaded = await users.get_user(session, author.id)
+    assert reloaded.updated_at > before
+    assert reloaded.created_at == loaded.created_at
+
+
+async def test_foreign_keys_are_enforced(session: AsyncSession) -> None:
+    with pytest.raises(IntegrityError):
+        async with session.begin_nested():
+            await session.execute(
+                insert(Post).values(author_id=uuid.uuid4(), title="orphan", body="...")
+            )
+
+
+async def test_hard_delete_cascades_to_posts(session: AsyncSession) -> None:
+    author = await _user(session)
+    await _posts(session, author, 3)
+    await session.commit()
+    await session.execute(delete(User).where(User.id == author.id))
+    remaining = await session.scalar(
+        select(func.count()).select_from(Post).where(Post.author_id == author.id)
+    )
+    assert remaining == 0
+
+
+async def test_bulk_insert_is_all_or_nothing(session: AsyncSession) -> None:
+    author = await _user(session)
+    rows = [
+        PostCreate(title="fine", body="..."),
+        PostCreate.model_construct(title="broken", body=cast(str, None)),  # NOT NULL violation
+    ]
+    with pytest.raises(DBAPIError):
+        async with session.begin_nested():
+            await posts.bulk_create_posts(session, author.id, rows)
+    count = await session.scalar(select(func.count()).select_from(Post))
+    assert count == 0
+
+
+async def test_get_or_create_role_survives_a_concurrent_insert(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    existing = Role(name="editor")
+    session.add(existing)
+    await session.flush()
+    original = session.scalar
+    calls = 0
+
+    async def first_lookup_misses(*args: Any, **kwargs: Any) -> Any:
+        # Simulate a concurrent request inserting the role after our SELECT.
+        nonlocal calls
+        calls += 1
+        return None if calls == 1 else await original(*args, **kwargs)
+
+    monkeypatch.setattr(session, "scalar", first_lookup_misses)
+    role = await users.get_or_create_role(session, "editor")
+    assert role.id == existing.id
+    # The failed INSERT rolled back only its savepoint.
+    assert await original(select(func.count()).select_from(Role)) == 1
+
+
+async def test_stream_posts_in_partitions(session: AsyncSession) -> None:
+    author = await _user(session)
+    await _posts(session, author, 25)
+    sizes = [len(batch) async for batch in posts.stream_posts(session, batch_size=10)]
+    assert sizes == [10, 10, 5]

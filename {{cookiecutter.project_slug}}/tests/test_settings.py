@@ -1,0 +1,23 @@
+"""Bad configuration fails at start-up, naming the variable and the expected form."""
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import DRIVER, Settings
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "not a url",
+        "postgresql+psycopg://user@localhost/db",
+        "mysql+pymysql://root@localhost/db",
+        "sqlite:///plain-driver.db",
+    ],
+)
+def test_database_url_must_use_this_services_driver(url: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        Settings(database_url=url)
+    message = str(error.value)
+    assert "DATABASE_URL" in message
+    assert DRIVER in message

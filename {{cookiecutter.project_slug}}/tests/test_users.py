@@ -1,0 +1,191 @@
+"""The users API: every endpoint and status code of the contract."""
+
+from datetime import datetime
+from uuid import uuid4
+
+import pytest
+from httpx import AsyncClient
+
+from tests.factories import create_post, create_user
+
+USERS = "/api/v1/users"
+
+
+async def test_create_user(client: AsyncClient) -> None:
+    response = await client.post(USERS, json={"email": "Ada@Example.com", "full_name": "Ada"})
+    assert response.status_code == 201
+    user = response.json()
+    assert set(user) >= {"id", "email", "full_name", "created_at", "updated_at"}
+    assert user["email"] == "ada@example.com"
+    assert user["posts"] == []
+    assert user["version"] == 1
+    assert datetime.fromisoformat(user["created_at"]).utcoffset() is not None
+
+
+async def test_duplicate_email_is_409_and_request_stays_usable(client: AsyncClient) -> None:
+    await create_user(client, email="dup@example.com")
+    response = await client.post(USERS, json={"email": "DUP@example.com", "full_name": "Other"})
+    assert response.status_code == 409
+    assert "already exists" in response.json()["detail"]
+    # The savepoint rolled back only the duplicate: the first user is still there.
+    listed = (await client.get(USERS, params={"email": "dup@"})).json()
+    assert [u["full_name"] for u in listed] == ["Ada Lovelace"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": "not-an-email", "full_name": "X"},
+        {"email": "a@example.com"},
+        {"email": "a@example.com", "full_name": ""},
+        {"email": "a@example.com", "full_name": "x" * 201},
+        {"email": "a@example.com", "full_name": "nul\x00byte"},
+        {"email": "a@example.com", "full_name": "X", "is_admin": True},
+        {"email": 42, "full_name": "X"},
+    ],
+)
+async def test_create_user_rejects_bad_input(client: AsyncClient, body: dict[str, object]) -> None:
+    response = await client.post(USERS, json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+async def test_invalid_json_is_422(client: AsyncClient) -> None:
+    response = await client.post(
+        USERS, content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+async def test_list_users_with_posts(client: AsyncClient) -> None:
+    ada = await create_user(client)
+    await create_post(client, ada["id"], title="First")
+    await create_user(client)
+    response = await client.get(USERS, params={"limit": 10})
+    assert response.status_code == 200
+    users = {u["id"]: u for u in response.json()}
+    assert [p["title"] for p in users[ada["id"]]["posts"]] == ["First"]
+
+
+async def test_list_users_paginates_in_creation_order(client: AsyncClient) -> None:
+    created = [(await create_user(client))["id"] for _ in range(5)]
+    first = (await client.get(USERS, params={"limit": 2, "offset": 0})).json()
+    rest = (await client.get(USERS, params={"limit": 10, "offset": 2})).json()
+    assert [u["id"] for u in first + rest] == created
+
+
+async def test_list_users_email_filter_escapes_wildcards(client: AsyncClient) -> None:
+    await create_user(client, email="percent@example.com")
+    assert (await client.get(USERS, params={"email": "%"})).json() == []
+    assert len((await client.get(USERS, params={"email": "percent@"})).json()) == 1
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"offset": -1}, {"limit": "ten"}])
+async def test_list_users_bounds(client: AsyncClient, params: dict[str, int | str]) -> None:
+    assert (await client.get(USERS, params=params)).status_code == 422
+
+
+async def test_get_user(client: AsyncClient) -> None:
+    user = await create_user(client)
+    response = await client.get(f"{USERS}/{user['id']}")
+    assert response.status_code == 200
+    assert response.json()["email"] == user["email"]
+
+
+async def test_get_user_404_and_422(client: AsyncClient) -> None:
+    missing = await client.get(f"{USERS}/{uuid4()}")
+    assert missing.status_code == 404
+    assert "not found" in missing.json()["detail"]
+    assert (await client.get(f"{USERS}/not-a-uuid")).status_code == 422
+
+
+async def test_patch_user(client: AsyncClient) -> None:
+    user = await create_user(client)
+    response = await client.patch(
+        f"{USERS}/{user['id']}", json={"full_name": "Countess", "version": 1}
+    )
+    assert response.status_code == 200
+    updated = response.json()
+    assert updated["full_name"] == "Countess"
+    assert updated["version"] == 2
+    assert updated["created_at"] == user["created_at"]
+    assert datetime.fromisoformat(updated["updated_at"]) > datetime.fromisoformat(
+        user["updated_at"]
+    )
+
+
+async def test_patch_user_404_409(client: AsyncClient) -> None:
+    taken = await create_user(client, email="taken@example.com")
+    user = await create_user(client)
+    assert (await client.patch(f"{USERS}/{uuid4()}", json={"full_name": "X"})).status_code == 404
+    conflict = await client.patch(f"{USERS}/{user['id']}", json={"email": "TAKEN@example.com"})
+    assert conflict.status_code == 409
+    unchanged = (await client.get(f"{USERS}/{user['id']}")).json()
+    assert unchanged["email"] == user["email"]
+    assert (await client.get(f"{USERS}/{taken['id']}")).status_code == 200
+
+
+async def test_patch_with_stale_version_is_409(client: AsyncClient) -> None:
+    user = await create_user(client)
+    url = f"{USERS}/{user['id']}"
+    assert (await client.patch(url, json={"full_name": "First", "version": 1})).status_code == 200
+    stale = await client.patch(url, json={"full_name": "Second", "version": 1})
+    assert stale.status_code == 409
+    assert "version 2" in stale.json()["detail"]
+    assert (await client.get(url)).json()["full_name"] == "First"
+
+
+async def test_delete_is_soft_and_hides_the_user(client: AsyncClient) -> None:
+    user = await create_user(client)
+    post = await create_post(client, user["id"])
+    url = f"{USERS}/{user['id']}"
+    assert (await client.delete(url)).status_code == 204
+    assert (await client.get(url)).status_code == 404
+    assert (await client.delete(url)).status_code == 404
+    assert user["id"] not in [u["id"] for u in (await client.get(USERS)).json()]
+    assert (await client.get(f"/api/v1/posts/{post['id']}")).status_code == 404
+    # The email stays taken: uniqueness covers soft-deleted rows on every database.
+    again = await client.post(USERS, json={"email": user["email"], "full_name": "Again"})
+    assert again.status_code == 409
+
+
+async def test_assign_role_is_idempotent(client: AsyncClient) -> None:
+    ada = await create_user(client)
+    bob = await create_user(client)
+    url = f"{USERS}/{ada['id']}/roles"
+    first = (await client.post(url, json={"name": "editor"})).json()
+    assert [r["name"] for r in first["roles"]] == ["editor"]
+    again = (await client.post(url, json={"name": "editor"})).json()
+    assert [r["name"] for r in again["roles"]] == ["editor"]
+    # The second user reuses the existing role row.
+    bob_roles = (await client.post(f"{USERS}/{bob['id']}/roles", json={"name": "editor"})).json()
+    assert [r["name"] for r in bob_roles["roles"]] == ["editor"]
+    assert (await client.post(url, json={"name": "Bad Name"})).status_code == 422
+    assert (await client.post(f"{USERS}/{uuid4()}/roles", json={"name": "x"})).status_code == 404
+
+
+async def test_import_reports_each_row(client: AsyncClient) -> None:
+    await create_user(client, email="exists@example.com")
+    rows = [
+        {"email": "new1@example.com", "full_name": "New One"},
+        {"email": "exists@example.com", "full_name": "Dup"},
+        {"email": "new2@example.com", "full_name": "New Two"},
+        {"email": "NEW1@example.com", "full_name": "Dup in batch"},
+    ]
+    response = await client.post(f"{USERS}/import", json={"users": rows})
+    assert response.status_code == 200
+    statuses = [r["status"] for r in response.json()]
+    assert statuses == ["created", "duplicate", "created", "duplicate"]
+    emails = {u["email"] for u in (await client.get(USERS, params={"limit": 100})).json()}
+    assert {"new1@example.com", "new2@example.com", "exists@example.com"} <= emails
+
+
+async def test_post_counts(client: AsyncClient) -> None:
+    ada = await create_user(client)
+    bob = await create_user(client)
+    for _ in range(3):
+        await create_post(client, ada["id"])
+    await create_post(client, bob["id"])
+    counts = {r["id"]: r["post_count"] for r in (await client.get(f"{USERS}/post-counts")).json()}
+    assert counts[ada["id"]] == 3
+    assert counts[bob["id"]] == 1
