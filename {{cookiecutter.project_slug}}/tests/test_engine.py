@@ -1,0 +1,101 @@
+{%- set db = cookiecutter.database -%}
+"""The engine applies the settings chosen for {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }} to every connection."""
+{% if db == "sqlite" %}
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import StaticPool
+
+from app.db.engine import create_engine
+from app.settings import Settings
+
+
+async def test_every_connection_enforces_foreign_keys_and_uses_wal(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("PRAGMA foreign_keys")) == 1
+        assert await conn.scalar(text("PRAGMA journal_mode")) == "wal"
+        assert await conn.scalar(text("PRAGMA busy_timeout")) == 5000
+
+
+async def test_savepoints_roll_back_inside_the_transaction(engine: AsyncEngine) -> None:
+    """SQLAlchemy emits BEGIN itself, so a savepoint belongs to the outer transaction."""
+    async with engine.connect() as conn:
+        await conn.begin()
+        await conn.execute(text("CREATE TEMP TABLE t (x INTEGER)"))
+        nested = await conn.begin_nested()
+        await conn.execute(text("INSERT INTO t VALUES (1)"))
+        await nested.rollback()
+        assert await conn.scalar(text("SELECT count(*) FROM t")) == 0
+        await conn.rollback()
+
+
+async def test_in_memory_database_shares_one_connection() -> None:
+    engine = create_engine(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    try:
+        assert isinstance(engine.pool, StaticPool)
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE shared (x INTEGER)"))
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM shared")) == 0
+    finally:
+        await engine.dispose()
+{%- elif db == "postgresql" %}
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
+
+from app.db.engine import create_engine
+from app.settings import Settings
+
+
+async def test_connections_carry_application_name_and_statement_timeout(
+    engine: AsyncEngine, test_settings: Settings
+) -> None:
+    async with engine.connect() as conn:
+        name = await conn.scalar(text("SHOW application_name"))
+        timeout = await conn.scalar(text("SHOW statement_timeout"))
+    assert name == test_settings.db_application_name
+    assert timeout == "30s"
+
+
+def test_pool_is_sized_from_settings(engine: AsyncEngine, test_settings: Settings) -> None:
+    assert engine.pool.size() == test_settings.db_pool_size
+    assert engine.pool._pre_ping is True  # type: ignore[attr-defined]
+
+
+async def test_pgbouncer_mode_uses_no_pool_and_no_statement_cache(
+    test_settings: Settings,
+) -> None:
+    settings = test_settings.model_copy(update={"db_pgbouncer": True})
+    engine = create_engine(settings)
+    try:
+        assert isinstance(engine.pool, NullPool)
+        async with engine.connect() as conn:
+            for _ in range(3):  # the same statement, repeatedly: no prepared-statement reuse
+                assert await conn.scalar(text("SELECT 1")) == 1
+    finally:
+        await engine.dispose()
+{%- else %}
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.settings import Settings
+
+
+async def test_connections_are_utc_strict_and_utf8mb4(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        time_zone = await conn.scalar(text("SELECT @@session.time_zone"))
+        sql_mode = await conn.scalar(text("SELECT @@session.sql_mode"))
+        charset = await conn.scalar(text("SELECT @@character_set_connection"))
+        isolation = await conn.get_isolation_level()
+        emoji = await conn.scalar(text("SELECT :value"), {"value": "naïve 🐍"})
+    assert time_zone == "+00:00"
+    assert "STRICT_ALL_TABLES" in sql_mode
+    assert charset == "utf8mb4"
+    assert isolation == "READ COMMITTED"
+    assert emoji == "naïve 🐍"
+
+
+def test_pool_recycles_below_wait_timeout(engine: AsyncEngine, test_settings: Settings) -> None:
+    assert engine.pool._recycle == test_settings.db_pool_recycle < 28800  # type: ignore[attr-defined]
+    assert engine.pool._pre_ping is True  # type: ignore[attr-defined]
+{%- endif %}
