@@ -58,8 +58,8 @@ async def test_connections_carry_application_name_and_statement_timeout(
 
 
 def test_pool_is_sized_from_settings(engine: AsyncEngine, test_settings: Settings) -> None:
-    assert engine.pool.size() == test_settings.db_pool_size
-    assert engine.pool._pre_ping is True  # type: ignore[attr-defined]
+    assert engine.pool.size() == test_settings.db_pool_size  # type: ignore[attr-defined]
+    assert engine.pool._pre_ping is True
 
 
 async def test_pgbouncer_mode_uses_no_pool_and_no_statement_cache(
@@ -96,6 +96,6 @@ async def test_connections_are_utc_strict_and_utf8mb4(engine: AsyncEngine) -> No
 
 
 def test_pool_recycles_below_wait_timeout(engine: AsyncEngine, test_settings: Settings) -> None:
-    assert engine.pool._recycle == test_settings.db_pool_recycle < 28800  # type: ignore[attr-defined]
-    assert engine.pool._pre_ping is True  # type: ignore[attr-defined]
+    assert engine.pool._recycle == test_settings.db_pool_recycle < 28800
+    assert engine.pool._pre_ping is True
 {%- endif %}
