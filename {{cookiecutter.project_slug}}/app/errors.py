@@ -1,3 +1,4 @@
+{%- set db = cookiecutter.database -%}
 """Domain errors and how every failure maps to an HTTP answer, in one place.
 
 Routes raise `NotFoundError` / `ConflictError`; database failures are mapped here
@@ -8,13 +9,20 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+{%- if db == "postgresql" %}
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+{%- else %}
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+{%- endif %}
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "2"
+{%- if db == "postgresql" %}
+QUERY_CANCELED = "57014"  # SQLSTATE for statement_timeout
+{%- endif %}
 
 
 class DomainError(Exception):
@@ -58,6 +66,14 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+{% if db == "postgresql" -%}
+async def _dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+        return await _database_unavailable(request, exc)
+    raise exc
+
+
+{% endif -%}
 def register_error_handlers(app: FastAPI) -> None:
     app.exception_handler(DomainError)(_domain_error)
     app.exception_handler(StaleDataError)(_stale_data)
@@ -66,3 +82,7 @@ def register_error_handlers(app: FastAPI) -> None:
     # all transient, so the client is told to retry.
     for exc_type in (OperationalError, InterfaceError, PoolTimeoutError, OSError):
         app.exception_handler(exc_type)(_database_unavailable)
+{%- if db == "postgresql" %}
+    # statement_timeout cancels the query with a plain DBAPIError: also transient.
+    app.exception_handler(DBAPIError)(_dbapi_error)
+{%- endif %}

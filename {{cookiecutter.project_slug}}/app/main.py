@@ -18,6 +18,7 @@ from app.settings import Settings, get_settings
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One engine per process, disposed on shutdown so no connection outlives the app."""
     engine = create_engine(app.state.settings)
+    app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
     try:
         yield

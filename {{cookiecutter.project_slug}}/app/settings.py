@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     db_pool_recycle: int = Field(default=280, description="Seconds before reconnecting.")
     db_pool_pre_ping: bool = True
     db_connect_timeout: int = Field(default=5, gt=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables it.")
     db_isolation_level: IsolationLevel = "READ COMMITTED"
 {%- endif %}
 

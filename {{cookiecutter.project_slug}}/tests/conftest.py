@@ -28,8 +28,9 @@ from app.db.create_database import create_database_if_missing
 from app.db.engine import create_engine
 from app.db.session import create_session_factory
 from app.main import create_app
+from app.models import Base
 from app.settings import Settings
-from tests.helpers import run_in_thread
+from tests.helpers import run_in_thread, serve
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TEST_DATABASE_URL = "{{ cookiecutter.__test_database_url }}"
@@ -106,9 +107,23 @@ def app(connection: AsyncConnection, test_settings: Settings) -> FastAPI:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
     # Unhandled errors become 500 responses, as they would for a real client.
+    # (The lifespan is not run: the sessions are the test's, set above.)
     transport = ASGITransport(app=app, raise_app_exceptions=False)
     async with AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
+
+
+@pytest.fixture
+async def live_client(engine: AsyncEngine, test_settings: Settings) -> AsyncIterator[AsyncClient]:
+    """The app with its own engine and real commits, for concurrency tests.
+
+    Its lifespan runs as in production; afterwards every table is emptied.
+    """
+    async with serve(create_app(test_settings)) as client:
+        yield client
+    async with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.execute(table.delete())
 
 
 @pytest.fixture

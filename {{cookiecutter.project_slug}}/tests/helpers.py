@@ -1,11 +1,27 @@
 """Helpers shared by the fixtures and the tests."""
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import Any
+
+from fastapi import FastAPI
+from httpx import ASGITransport, AsyncClient
 
 
 def run_in_thread(func: Callable[..., object], *args: Any) -> None:
     """Alembic's env.py calls asyncio.run(), which cannot run inside the test loop."""
     with ThreadPoolExecutor(max_workers=1) as pool:
         pool.submit(func, *args).result()
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[AsyncClient]:
+    """Run the app's lifespan (engine created, then disposed) around a client.
+
+    Unhandled errors become 500 responses, as they would for a real client.
+    """
+    async with app.router.lifespan_context(app):
+        transport = ASGITransport(app=app, raise_app_exceptions=False)
+        async with AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client

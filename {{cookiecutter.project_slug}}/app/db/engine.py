@@ -48,7 +48,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     The sqlite3 driver skips BEGIN before SELECT and SAVEPOINT, which breaks
     savepoints and repeatable reads; emitting BEGIN ourselves is the fix the
-    SQLAlchemy docs give.
+    SQLAlchemy docs give. IMMEDIATE takes the write lock up front: a transaction
+    that read first and wrote later could otherwise fail at once with "database
+    is locked" when another writer got in between, instead of waiting its turn.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -62,7 +64,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 {%- elif db == "postgresql" %}
 from typing import Any
 
@@ -102,7 +104,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args=connect_args,
     )
 {%- else %}
+from typing import Any
+
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.settings import Settings
 
@@ -115,7 +121,7 @@ SESSION_SETUP = (
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         settings.url,
         echo=settings.database_echo,
         pool_size=settings.db_pool_size,
@@ -130,4 +136,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "init_command": SESSION_SETUP,
         },
     )
+    _limit_statement_time(engine, settings.db_statement_timeout_ms)
+    return engine
+
+
+def _limit_statement_time(engine: AsyncEngine, timeout_ms: int) -> None:
+    """MariaDB and MySQL name the per-statement limit differently (and MySQL's
+    applies to SELECT only); which one is running is known once connected."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        if engine.dialect.is_mariadb:  # type: ignore[attr-defined]
+            cursor.execute("SET SESSION max_statement_time = %s", (timeout_ms / 1000,))
+        else:
+            cursor.execute("SET SESSION max_execution_time = %s", (timeout_ms,))
+        cursor.close()
 {%- endif %}
