@@ -5,10 +5,13 @@ Routes raise `NotFoundError` / `ConflictError`; database failures are mapped her
 so no endpoint has to remember them. Every error body is `{"detail": "..."}`.
 """
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 {%- if db == "postgresql" %}
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 {%- else %}
@@ -45,6 +48,13 @@ async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
     return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
 
+async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
+    # FastAPI's default answer echoes the input as UTF-8, which fails (a 500) when
+    # the input holds a lone surrogate; escaping to ASCII always encodes.
+    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
+
+
 async def _stale_data(_: Request, exc: StaleDataError) -> JSONResponse:
     return JSONResponse(
         {"detail": "the resource was modified by another request; read it again and retry"},
@@ -76,6 +86,7 @@ async def _dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
 {% endif -%}
 def register_error_handlers(app: FastAPI) -> None:
     app.exception_handler(DomainError)(_domain_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(StaleDataError)(_stale_data)
     app.exception_handler(IntegrityError)(_integrity_error)
     # Connection refused or dropped, pool exhausted, statement timeout, deadlock:

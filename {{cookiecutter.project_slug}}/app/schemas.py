@@ -6,8 +6,9 @@ from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
 
 def _no_control_characters(value: str) -> str:
-    if any(ord(ch) < 32 and ch not in "\t\n\r" for ch in value):
-        raise ValueError("must not contain control characters")
+    """Refuse what no database stores: NUL (PostgreSQL), lone surrogates (UTF-8)."""
+    if any((ord(ch) < 32 and ch not in "\t\n\r") or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise ValueError("must not contain control characters or lone surrogates")
     return value
 
 

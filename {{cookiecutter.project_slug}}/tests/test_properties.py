@@ -1,0 +1,90 @@
+"""Property-based: no request body or query, however malformed, produces a 500.
+
+Hypothesis drives the real app (and database) with arbitrary JSON and
+near-valid bodies; every answer must be a deliberate 2xx, 404, 409 or 422.
+Docs: https://hypothesis.readthedocs.io/
+"""
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+USERS = "/api/v1/users"
+LIST_PARAMS = ["limit", "offset", "email"]
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=10,
+)
+near_valid_users = st.fixed_dictionaries(
+    {"email": st.emails() | st.text(max_size=400), "full_name": st.text(max_size=250)},
+    optional={"version": st.integers(), "extra": json_values},
+)
+path_segments = st.text(
+    st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="/?#%"),
+    min_size=1,
+    max_size=40,
+)
+fuzz = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.fixture
+def run(client: AsyncClient) -> Any:
+    """Hypothesis calls plain functions: run each request on the test's own loop."""
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+
+    def runner(coroutine: Coroutine[Any, Any, Any]) -> Any:
+        return loop.run_until_complete(coroutine)
+
+    return runner
+
+
+@fuzz
+@given(body=json_values | near_valid_users)
+def test_create_user_never_500(client: AsyncClient, run: Any, body: Any) -> None:
+    response = run(client.post(USERS, json=body))
+    assert response.status_code in {201, 409, 422}, response.text
+
+
+@fuzz
+@given(raw=st.binary(max_size=200))
+@example(raw=b'{"email": "a@example.com", "full_name": "\\ud800"}')
+@example(raw=b'{"email": "a@example.com", "full_name": "\\u0000"}')
+@example(raw=b"\xff\xfe not utf-8")
+def test_raw_bodies_never_500(client: AsyncClient, run: Any, raw: bytes) -> None:
+    response = run(client.post(USERS, content=raw, headers={"content-type": "application/json"}))
+    # 400: not UTF-8 at all; 422: not JSON, or not a valid user.
+    assert response.status_code in {201, 400, 409, 422}, response.text
+
+
+@fuzz
+@given(params=st.dictionaries(st.sampled_from(LIST_PARAMS), st.text(max_size=30)))
+def test_list_query_never_500(client: AsyncClient, run: Any, params: dict[str, str]) -> None:
+    response = run(client.get(USERS, params=params))
+    assert response.status_code in {200, 422}, response.text
+
+
+@fuzz
+@given(user_id=path_segments, body=json_values | near_valid_users)
+def test_patch_never_500(client: AsyncClient, run: Any, user_id: str, body: Any) -> None:
+    response = run(client.patch(f"{USERS}/{user_id}", content=json.dumps(body)))
+    assert response.status_code in {200, 404, 405, 409, 422}, response.text
