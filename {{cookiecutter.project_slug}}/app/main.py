@@ -9,15 +9,21 @@ from app.api import api_router
 {%- endif %}
 from app.db.engine import create_engine
 from app.db.session import create_session_factory
+from app.db.slow_query_log import install_slow_query_log
 from app.errors import register_error_handlers
 from app.health import router as health_router
+from app.logs import RequestLogMiddleware, configure_logging
 from app.settings import Settings, get_settings
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """One engine per process, disposed on shutdown so no connection outlives the app."""
-    engine = create_engine(app.state.settings)
+    settings: Settings = app.state.settings
+    configure_logging(settings)
+    engine = create_engine(settings)
+    if settings.db_slow_query_ms is not None:
+        install_slow_query_log(engine, settings.db_slow_query_ms)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
     try:
@@ -35,6 +41,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    if settings.log_requests:
+        app.add_middleware(RequestLogMiddleware)
     register_error_handlers(app)
     app.include_router(health_router)
 {%- if cookiecutter.include_example_models == "yes" %}

@@ -27,9 +27,17 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     debug: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    log_requests: bool = Field(default=True, description="One log line per request.")
 
     database_url: str = EXAMPLE_URL
-    database_echo: bool = Field(default=False, description="Log every SQL statement.")
+    database_echo: bool = Field(
+        default=False, description="Log every SQL statement (through the app's log format)."
+    )
+    db_slow_query_ms: float | None = Field(
+        default=None, gt=0, description="Log statements slower than this; unset disables it."
+    )
 {%- if db == "sqlite" %}
 
     # A file database is served by one writer at a time: a small pool is enough,

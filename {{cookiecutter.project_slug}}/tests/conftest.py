@@ -21,6 +21,7 @@ from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -33,13 +34,19 @@ from app.settings import Settings
 from tests.helpers import run_in_thread, serve
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_TEST_DATABASE_URL = "{{ cookiecutter.__test_database_url }}"
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+
+
+class SuiteSettings(BaseSettings):
+    """Where the tests run: TEST_DATABASE_URL from the environment or `.env`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    test_database_url: str = "{{ cookiecutter.__test_database_url }}"
 
 
 @pytest.fixture(scope="session")
 def test_settings() -> Settings:
-    settings = Settings(database_url=TEST_DATABASE_URL, environment="test")
+    settings = Settings(database_url=SuiteSettings().test_database_url, environment="test")
 {%- if db == "sqlite" %}
     name = Path(settings.url.database or "").stem
 {%- else %}

@@ -27,13 +27,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
     connect_args = {"timeout": settings.db_busy_timeout}
     if url.database in (None, "", ":memory:"):
         # Every connection to ":memory:" is a new, empty database: share one.
-        engine = create_async_engine(
-            url, echo=settings.database_echo, poolclass=StaticPool, connect_args=connect_args
-        )
+        engine = create_async_engine(url, poolclass=StaticPool, connect_args=connect_args)
     else:
         engine = create_async_engine(
             url,
-            echo=settings.database_echo,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
@@ -89,13 +86,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args |= {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
         return create_async_engine(
             settings.url,
-            echo=settings.database_echo,
             poolclass=NullPool,
             connect_args=connect_args,
         )
     return create_async_engine(
         settings.url,
-        echo=settings.database_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
@@ -123,7 +118,6 @@ SESSION_SETUP = (
 def create_engine(settings: Settings) -> AsyncEngine:
     engine = create_async_engine(
         settings.url,
-        echo=settings.database_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,

@@ -16,8 +16,10 @@ if TYPE_CHECKING:
 class Post(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
     __tablename__ = "posts"
     __table_args__ = (
-        # Serves "posts of this author, newest first" and the foreign key lookup.
-        Index("ix_posts_author_id_created_at", "author_id", "created_at"),
+        # "Posts of this author, newest first" (and the per-author window), plus the
+        # foreign key lookup; the second serves the newest-first list of all posts.
+        Index("ix_posts_author_id_created_at_id", "author_id", "created_at", "id"),
+        Index("ix_posts_created_at_id", "created_at", "id"),
         CheckConstraint("view_count >= 0", name="view_count_non_negative"),
     )
 

@@ -64,7 +64,7 @@ async def list_posts(
     title_contains: str | None = None,
     min_views: int | None = None,
 ) -> Sequence[Post]:
-    stmt = select(Post).options(WITH_AUTHOR).order_by(Post.created_at.desc(), Post.id)
+    stmt = select(Post).options(WITH_AUTHOR).order_by(Post.created_at.desc(), Post.id.desc())
     if author_id is not None:
         stmt = stmt.where(Post.author_id == author_id)
     if title_contains:

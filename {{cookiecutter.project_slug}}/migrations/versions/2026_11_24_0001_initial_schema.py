@@ -63,7 +63,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
     )
-    op.create_index("ix_posts_author_id_created_at", "posts", ["author_id", "created_at"])
+    op.create_index("ix_posts_author_id_created_at_id", "posts", ["author_id", "created_at", "id"])
+    op.create_index("ix_posts_created_at_id", "posts", ["created_at", "id"])
     op.create_table(
         "user_roles",
         sa.Column("user_id", sa.Uuid(), nullable=False),

@@ -1,0 +1,1 @@
+"""Chores run from the project root as `python -m scripts.<name>` (see the Makefile)."""
