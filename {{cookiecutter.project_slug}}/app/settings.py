@@ -8,15 +8,24 @@ Docs: https://docs.pydantic.dev/latest/concepts/pydantic_settings/
 """
 
 from functools import lru_cache
+{%- if db == "sqlite" %}
 from typing import Literal
 
 from pydantic import Field, field_validator
+{%- else %}
+from typing import Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+{%- endif %}
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DRIVER = "{{ cookiecutter.__url_scheme }}"
 EXAMPLE_URL = "{{ cookiecutter.__database_url }}"
+{%- if db != "sqlite" %}
+PLACEHOLDER_PASSWORD = "change-me"  # noqa: S105 -- the placeholder to refuse, not a secret
+{%- endif %}
 {%- if db == "mysql" %}
 IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
 {%- endif %}
@@ -86,6 +95,17 @@ class Settings(BaseSettings):
                 f"DATABASE_URL must be a {DRIVER} URL, e.g. {EXAMPLE_URL!r}; got {value!r}"
             )
         return value
+{%- if db != "sqlite" %}
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_password(self) -> Self:
+        if self.environment == "production" and self.url.password == PLACEHOLDER_PASSWORD:
+            raise ValueError(
+                "DATABASE_URL uses the placeholder password from .env.example; "
+                "set a real one before running in production"
+            )
+        return self
+{%- endif %}
 
     @property
     def url(self) -> URL:

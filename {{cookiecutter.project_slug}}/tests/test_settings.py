@@ -21,3 +21,12 @@ def test_database_url_must_use_this_services_driver(url: str) -> None:
     message = str(error.value)
     assert "DATABASE_URL" in message
     assert DRIVER in message
+{%- if cookiecutter.database != "sqlite" %}
+
+
+def test_placeholder_password_refused_in_production() -> None:
+    url = f"{DRIVER}://app:change-me@127.0.0.1/{{ cookiecutter.__db_name }}"
+    Settings(database_url=url)  # fine while developing
+    with pytest.raises(ValidationError, match="placeholder password"):
+        Settings(database_url=url, environment="production")
+{%- endif %}

@@ -1,0 +1,159 @@
+"""Every variant bakes, leaves no template syntax behind, and passes ruff and mypy."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT, Bakery, matrix_slug, python, run, tail
+from tests.variants import (
+    CI_CHOICES,
+    CI_PATHS,
+    DATABASES,
+    DOCKER_PATHS,
+    EXAMPLE_PATHS,
+    LINT_VARIANTS,
+    PYTHON_VERSIONS,
+    VARIANTS,
+    YES_NO,
+    Variant,
+)
+
+# Jinja's markers. `${...}` in alembic's script.py.mako is Mako, and legitimate.
+LEFTOVER_MARKERS = ("{{", "{%", "{#", "cookiecutter.")
+EXAMPLE_MODULE = re.compile(r"\bapp\.(users|posts|api)\b")
+
+
+def _files(project: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(project).as_posix(): path.read_bytes()
+        for path in sorted(project.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_variants_cover_every_choice() -> None:
+    """tests/variants.py lists exactly the choices cookiecutter.json offers."""
+    choices = json.loads((REPO_ROOT / "cookiecutter.json").read_text(encoding="utf-8"))
+    assert tuple(choices["database"]) == DATABASES
+    assert tuple(choices["python_version"]) == PYTHON_VERSIONS
+    assert tuple(choices["include_example_models"]) == YES_NO
+    assert tuple(choices["run_first_migration"]) == YES_NO
+    assert tuple(choices["use_docker"]) == YES_NO
+    assert tuple(choices["ci"]) == CI_CHOICES
+    assert len(VARIANTS) == len(set(VARIANTS)) == 288
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_bakes(bakery: Bakery, variant: Variant) -> None:
+    result = bakery.bake(variant)
+    assert result.exception is None, repr(result.exception)
+    assert result.exit_code == 0
+    project = bakery.project(variant)
+    assert project.name == matrix_slug()
+    assert (project / "pyproject.toml").is_file()
+    # The post-generation hook wrote .env from the example, with a fresh password.
+    env = (project / ".env").read_text(encoding="utf-8")
+    example = (project / ".env.example").read_text(encoding="utf-8")
+    assert "change-me" not in env
+    assert env.splitlines()[:4] == example.splitlines()[:4]
+    assert len(env.splitlines()) == len(example.splitlines())
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_no_template_syntax_left(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    leftovers = []
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project).as_posix()
+        leftovers += [f"{relative}: in the path" for m in LEFTOVER_MARKERS if m in relative]
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue  # binary
+        for number, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+            leftovers += [
+                f"{relative}:{number}: {line.strip()}" for m in LEFTOVER_MARKERS if m in line
+            ]
+    assert not leftovers, "\n".join(leftovers)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_example_domain_present_only_when_asked(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    present = [p for p in EXAMPLE_PATHS if (project / p).exists()]
+    if variant.include_example_models == "no":
+        assert present == []
+        # Nothing left behind imports the removed modules.
+        mentions = [
+            f"{path.relative_to(project)}: {match.group()}"
+            for path in sorted(project.rglob("*.py"))
+            for match in EXAMPLE_MODULE.finditer(path.read_text(encoding="utf-8"))
+        ]
+        assert mentions == []
+    else:
+        assert present == list(EXAMPLE_PATHS)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+def test_option_files_present_only_when_asked(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    docker = [p for p in DOCKER_PATHS if (project / p).exists()]
+    assert docker == (list(DOCKER_PATHS) if variant.use_docker == "yes" else [])
+    ci = [name for name, path in CI_PATHS.items() if (project / path).exists()]
+    assert ci == ([variant.ci] if variant.ci != "none" else [])
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v not in LINT_VARIANTS], ids=str)
+def test_non_python_options_change_no_python_file(bakery: Bakery, variant: Variant) -> None:
+    """run_first_migration, use_docker and ci leave the Python code alone, so the
+    linters need to run on one variant of each group only."""
+
+    def python_files(project: Path) -> dict[str, object]:
+        code: dict[str, object] = {
+            name: data for name, data in _files(project).items() if name.endswith((".py", ".ini"))
+        }
+        pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+        del pyproject["tool"]["template-answers"]  # records every answer, by design
+        code["pyproject.toml"] = pyproject
+        return code
+
+    assert python_files(bakery.project(variant)) == python_files(
+        bakery.project(variant.lint_variant)
+    )
+
+
+@pytest.mark.parametrize("variant", LINT_VARIANTS, ids=str)
+def test_ruff(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    for command in (("check", "--no-cache", "."), ("format", "--check", "--no-cache", ".")):
+        result = run(python("-m", "ruff", *command), cwd=project)
+        assert result.returncode == 0, f"ruff {' '.join(command)}:\n{tail(result.stdout)}"
+
+
+@pytest.mark.parametrize("variant", LINT_VARIANTS, ids=str)
+def test_mypy(bakery: Bakery, variant: Variant, tmp_path_factory: pytest.TempPathFactory) -> None:
+    project = bakery.project(variant)
+    # One cache per python_version (its setting changes every cached result):
+    # the variants of one version then re-check only what differs.
+    cache = tmp_path_factory.getbasetemp() / "mypy-cache" / variant.python_version
+    result = run(python("-m", "mypy", "."), cwd=project, env={"MYPY_CACHE_DIR": str(cache)})
+    assert result.returncode == 0, tail(result.stdout)
+    assert "Success: no issues found" in result.stdout
+
+
+@pytest.mark.parametrize("variant", LINT_VARIANTS, ids=str)
+def test_answers_and_template_version_recorded(bakery: Bakery, variant: Variant) -> None:
+    """Bug reports can quote how a project was made, and from which template release."""
+    with (bakery.project(variant) / "pyproject.toml").open("rb") as file:
+        recorded = tomllib.load(file)["tool"]["template-answers"]
+    changelog = (REPO_ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    latest = re.search(r"^## \[(\d+\.\d+\.\d+)\]", changelog, re.MULTILINE)
+    assert latest is not None
+    assert recorded.pop("template_version") == latest.group(1)
+    answers = variant.answers
+    del answers["run_first_migration"]
+    assert recorded == answers

@@ -1,0 +1,118 @@
+"""A bounded load run against the baked service under uvicorn, on loopback.
+
+Hundreds of concurrent creates with deliberate duplicates: every answer is a 201
+or a 409 (never a 5xx), and afterwards the database holds exactly the users whose
+201 carried their id: no lost write, no phantom row. Run on every database.
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from tests.conftest import RUN_ID, Bakery, DatabaseServer, python, run, tail
+from tests.variants import DATABASES, TEST_PYTHON_VERSION, Variant
+
+REQUESTS = 300
+DISTINCT_EMAILS = 100  # so each email is sent three times, concurrently
+CONCURRENCY = 60
+STARTUP_TIMEOUT = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def uvicorn(project: Path, database_url: str) -> Iterator[str]:
+    """The baked app in its own process, as it runs in production."""
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "LOG_REQUESTS": "false"}
+    server = subprocess.Popen(
+        python("-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)),
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            try:
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not come up:\n{server.communicate()[0]}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=STARTUP_TIMEOUT)
+        # uvicorn re-raises SIGTERM after a clean shutdown: -15 is the normal exit.
+        assert server.returncode in (0, -signal.SIGTERM), output
+        assert "Application shutdown complete" in output
+
+
+async def _drive(base_url: str) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+
+        async def create(index: int) -> httpx.Response:
+            email = f"load{index % DISTINCT_EMAILS}@example.com"
+            return await client.post("/api/v1/users", json={"email": email, "full_name": "L"})
+
+        return await asyncio.gather(*(create(i) for i in range(REQUESTS)))
+
+
+async def _stored_ids(database_url: str) -> set[str]:
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT id FROM users"))
+            return {str(row[0]) for row in rows}
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database_server", DATABASES, indirect=True)
+def test_concurrent_creates_lose_nothing_and_invent_nothing(
+    bakery: Bakery, database_server: DatabaseServer, throwaway_databases: list[str]
+) -> None:
+    variant = Variant(database_server.database, "yes", "no", TEST_PYTHON_VERSION)
+    project = bakery.project(variant)
+    name = f"ckt_{RUN_ID}_{variant.database}_load"
+    throwaway_databases.append(name)
+    database_server.create(name)
+    url = database_server.url(name)
+    migrated = run(
+        python("-m", "alembic", "upgrade", "head"), cwd=project, env={"DATABASE_URL": url}
+    )
+    assert migrated.returncode == 0, tail(migrated.stdout)
+
+    with uvicorn(project, url) as base_url:
+        responses = asyncio.run(_drive(base_url))
+
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {201, 409}, [r.text for r in responses if r.status_code >= 500][:3]
+    created = {r.json()["id"].replace("-", "") for r in responses if r.status_code == 201}
+    assert len(created) == DISTINCT_EMAILS
+    stored = {i.replace("-", "") for i in asyncio.run(_stored_ids(url))}
+    assert stored == created
