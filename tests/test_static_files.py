@@ -14,7 +14,7 @@ import pytest
 from dockerfile_parse import DockerfileParser
 from ruamel.yaml import YAML
 
-from tests.conftest import Bakery
+from tests.conftest import REPO_ROOT, Bakery
 from tests.variants import DATABASES, PYTHON_VERSIONS, Variant
 
 SCHEMAS = files("check_jsonschema.builtin_schemas.vendor")
@@ -112,3 +112,14 @@ def test_pre_commit_config(bakery: Bakery, database: str) -> None:
     config = _yaml(bakery.project(variant) / ".pre-commit-config.yaml")
     hooks = [hook["id"] for repo in config["repos"] for hook in repo["hooks"]]
     assert hooks == ["ruff-check", "ruff-format", "mypy"]
+
+
+def test_template_ci_workflow() -> None:
+    """The template's own workflow runs the README's test command against both servers."""
+    workflow = _yaml(REPO_ROOT / ".github/workflows/template-ci.yml")
+    _validate(workflow, "github-workflows.json")
+    job = workflow["jobs"]["matrix"]
+    assert {s["image"].split(":")[0] for s in job["services"].values()} == {"postgres", "mariadb"}
+    assert job["steps"][-1]["run"] == "python -m pytest tests"
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "python -m pytest tests" in readme
