@@ -1,4 +1,4 @@
-"""This repository's own code (hooks/ and tests/) passes ruff and mypy.
+"""This repository's own code (hooks/, tests/, benchmarks/) passes ruff and mypy.
 
 The hooks hold Jinja, so they are checked as cookiecutter renders them, with the
 default answers and with every database choice (their only rendered difference).
@@ -31,7 +31,7 @@ def rendered_hooks(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     ids=["check", "format"],
 )
 def test_ruff(rendered_hooks: list[Path], command: tuple[str, ...]) -> None:
-    paths = ["tests", *map(str, rendered_hooks)]
+    paths = ["tests", "benchmarks", *map(str, rendered_hooks)]
     result = run(python("-m", "ruff", *command, "--config", CONFIG, *paths), cwd=REPO_ROOT)
     assert result.returncode == 0, tail(result.stdout)
 
@@ -39,7 +39,7 @@ def test_ruff(rendered_hooks: list[Path], command: tuple[str, ...]) -> None:
 def test_mypy(rendered_hooks: list[Path], tmp_path: Path) -> None:
     # One database's hooks at a time: mypy refuses two files with the same module name.
     for index in range(0, len(rendered_hooks), len(HOOKS)):
-        paths = ["tests", *map(str, rendered_hooks[index : index + len(HOOKS)])]
+        paths = ["tests", "benchmarks", *map(str, rendered_hooks[index : index + len(HOOKS)])]
         result = run(
             python("-m", "mypy", "--config-file", CONFIG, *paths),
             cwd=REPO_ROOT,

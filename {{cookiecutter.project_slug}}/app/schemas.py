@@ -1,13 +1,18 @@
 """Field types shared by the request schemas."""
 
+import re
 from typing import Annotated
 
 from pydantic import AfterValidator, EmailStr, Field, StringConstraints
 
+# Control characters other than tab and line breaks (NUL is refused by PostgreSQL),
+# and lone surrogates (UTF-8 cannot encode them). One regex: a per-character
+# Python loop was the largest cost of a 10,000-row bulk insert.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
 
 def _no_control_characters(value: str) -> str:
-    """Refuse what no database stores: NUL (PostgreSQL), lone surrogates (UTF-8)."""
-    if any((ord(ch) < 32 and ch not in "\t\n\r") or 0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+    if _UNSTORABLE.search(value):
         raise ValueError("must not contain control characters or lone surrogates")
     return value
 

@@ -22,12 +22,12 @@ async def test_create_user(client: AsyncClient) -> None:
     assert datetime.fromisoformat(user["created_at"]).utcoffset() is not None
 
 
-async def test_duplicate_email_is_409_and_request_stays_usable(client: AsyncClient) -> None:
+async def test_duplicate_email_is_409_and_the_first_user_stays(client: AsyncClient) -> None:
     await create_user(client, email="dup@example.com")
     response = await client.post(USERS, json={"email": "DUP@example.com", "full_name": "Other"})
     assert response.status_code == 409
     assert "already exists" in response.json()["detail"]
-    # The savepoint rolled back only the duplicate: the first user is still there.
+    # The failed request rolled back only its own work.
     listed = (await client.get(USERS, params={"email": "dup@"})).json()
     assert [u["full_name"] for u in listed] == ["Ada Lovelace"]
 

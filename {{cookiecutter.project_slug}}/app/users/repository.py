@@ -27,11 +27,13 @@ def _email_taken(email: str) -> ConflictError:
 
 
 async def create_user(session: AsyncSession, data: UserCreate) -> User:
+    """The unique constraint decides, not a SELECT first: two concurrent requests
+    cannot both pass it. A 409 fails the request, whose transaction the session
+    dependency then rolls back, so no savepoint is needed here."""
     user = User(email=data.email, full_name=data.full_name, posts=[], roles=[])
+    session.add(user)
     try:
-        # A savepoint, so a duplicate leaves the request's transaction usable.
-        async with session.begin_nested():
-            session.add(user)
+        await session.flush()
     except IntegrityError as exc:
         raise _email_taken(data.email) from exc
     return user
@@ -64,12 +66,10 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, data: UserUpdat
             "read it again and retry"
         )
     changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude={"version"})
+    for field, value in changes.items():
+        setattr(user, field, value)
     try:
-        # The UPDATE is flushed when the savepoint ends; a duplicate email rolls
-        # back only the savepoint.
-        async with session.begin_nested():
-            for field, value in changes.items():
-                setattr(user, field, value)
+        await session.flush()  # UPDATE ... WHERE version = :read_version
     except IntegrityError as exc:
         raise _email_taken(data.email or "") from exc
     return user

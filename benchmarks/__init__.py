@@ -1,0 +1,1 @@
+"""Benchmarks of the baked PostgreSQL service against raw asyncpg: see README.md."""
