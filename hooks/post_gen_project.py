@@ -306,7 +306,7 @@ def first_migration(project: Path, run: Callable[[Command, Path], Outcome] = run
 
 
 def print_summary(project: Path, migrated: bool) -> None:
-    python = _venv_python() if (project / ".venv").exists() else "python"
+    _, python, _ = plan_environment(project)  # the interpreter the commands above use
     print()
     print(f"Created {PROJECT_SLUG} ({DATABASE}, example models: {INCLUDE_EXAMPLE_MODELS}).")
     print(

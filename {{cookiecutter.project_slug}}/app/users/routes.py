@@ -7,7 +7,6 @@ from fastapi import APIRouter, Query, status
 
 from app.db.session import SessionDep
 from app.users import repository
-from app.users.models import User
 from app.users.schemas import (
     RoleAssign,
     UserCreate,
@@ -72,5 +71,4 @@ async def delete_user(user_id: uuid.UUID, session: SessionDep) -> None:
 
 @router.post("/{user_id}/roles", responses=NOT_FOUND)
 async def assign_role(user_id: uuid.UUID, data: RoleAssign, session: SessionDep) -> UserRead:
-    user: User = await repository.assign_role(session, user_id, data.name)
-    return UserRead.model_validate(user)
+    return UserRead.model_validate(await repository.assign_role(session, user_id, data.name))
