@@ -306,7 +306,10 @@ def first_migration(project: Path, run: Callable[[Command, Path], Outcome] = run
 
 
 def print_summary(project: Path, migrated: bool) -> None:
-    _, python, _ = plan_environment(project)  # the interpreter the commands above use
+    try:
+        _, python, _ = plan_environment(project)  # the interpreter the commands above use
+    except Exception:  # whatever broke step 3 must not break the summary
+        python = "python"
     print()
     print(f"Created {PROJECT_SLUG} ({DATABASE}, example models: {INCLUDE_EXAMPLE_MODELS}).")
     print(
