@@ -1,4 +1,3 @@
-{%- set db = cookiecutter.database -%}
 """Domain errors and how every failure maps to an HTTP answer, in one place.
 
 Routes raise `NotFoundError` / `ConflictError`; database failures are mapped here
@@ -7,25 +6,21 @@ so no endpoint has to remember them. Every error body is `{"detail": "..."}`.
 
 import json
 import logging
+import socket
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-{%- if db == "postgresql" %}
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-{%- else %}
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-{%- endif %}
+from sqlalchemy.exc import DBAPIError, InterfaceError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
+
+from app.db.error_codes import is_conflict, is_transient
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "2"
-{%- if db == "postgresql" %}
-QUERY_CANCELED = "57014"  # SQLSTATE for statement_timeout
-{%- endif %}
 
 
 class DomainError(Exception):
@@ -62,11 +57,6 @@ async def _stale_data(_: Request, exc: StaleDataError) -> JSONResponse:
     )
 
 
-async def _integrity_error(_: Request, exc: IntegrityError) -> JSONResponse:
-    logger.info("integrity error: %s", exc)
-    return JSONResponse({"detail": "the request conflicts with existing data"}, status_code=409)
-
-
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     logger.warning("database unavailable: %s", exc)
     return JSONResponse(
@@ -76,24 +66,24 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-{% if db == "postgresql" -%}
-async def _dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
-    if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    """Unique/foreign-key violations are conflicts, outages are transient, and the
+    rest (a NOT NULL or CHECK violation, bad SQL) is a bug in this service."""
+    if is_conflict(exc):
+        logger.info("conflict: %s", exc)
+        return JSONResponse({"detail": "the request conflicts with existing data"}, status_code=409)
+    if is_transient(exc) or isinstance(exc, InterfaceError):
         return await _database_unavailable(request, exc)
-    raise exc
+    logger.error("database error", exc_info=exc)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
 
 
-{% endif -%}
 def register_error_handlers(app: FastAPI) -> None:
     app.exception_handler(DomainError)(_domain_error)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(StaleDataError)(_stale_data)
-    app.exception_handler(IntegrityError)(_integrity_error)
-    # Connection refused or dropped, pool exhausted, statement timeout, deadlock:
-    # all transient, so the client is told to retry.
-    for exc_type in (OperationalError, InterfaceError, PoolTimeoutError, OSError):
+    app.exception_handler(DBAPIError)(_database_error)
+    # The pool had no connection within DB_POOL_TIMEOUT, or the driver could not
+    # reach the server at all: transient, so the client is told to retry.
+    for exc_type in (PoolTimeoutError, ConnectionError, TimeoutError, socket.gaierror):
         app.exception_handler(exc_type)(_database_unavailable)
-{%- if db == "postgresql" %}
-    # statement_timeout cancels the query with a plain DBAPIError: also transient.
-    app.exception_handler(DBAPIError)(_dbapi_error)
-{%- endif %}

@@ -1,11 +1,15 @@
 """The posts API: creation, bulk, filters, the window query and the export stream."""
 
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy.exc import OperationalError
 
+from app.posts import repository as posts_repository
 from tests.factories import create_post, create_user
 
 POSTS = "/api/v1/posts"
@@ -104,3 +108,20 @@ async def test_export_streams_every_post_as_ndjson(client: AsyncClient) -> None:
     lines = [json.loads(line) for line in response.text.splitlines()]
     assert len(lines) == 30
     assert set(lines[0]) == {"id", "author_id", "title", "view_count", "created_at"}
+
+
+async def test_title_filter_refuses_control_characters(client: AsyncClient) -> None:
+    assert (await client.get(POSTS, params={"title": "a\x00b"})).status_code == 422
+
+
+async def test_export_with_the_database_down_is_503_not_an_empty_200(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreachable(*_: Any, **__: Any) -> AsyncIterator[list[Any]]:
+        raise OperationalError("SELECT", {}, ConnectionRefusedError(), connection_invalidated=True)
+        yield []  # an async generator, like the real one
+
+    monkeypatch.setattr(posts_repository, "stream_posts", unreachable)
+    response = await client.get(f"{POSTS}/export")
+    assert response.status_code == 503
+    assert response.headers["retry-after"]

@@ -52,7 +52,9 @@ def failing_commit() -> Iterator[None]:
     """Make every commit fail the way a dropped connection does."""
 
     def fail(_: Session) -> None:
-        raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost at commit"))
+        raise OperationalError(
+            "COMMIT", {}, ConnectionResetError("connection lost"), connection_invalidated=True
+        )
 
     event.listen(Session, "before_commit", fail)
     yield

@@ -17,7 +17,12 @@ from sqlalchemy.orm import Session
 
 from app.db.soft_delete import hide_soft_deleted
 
-event.listen(Session, "do_orm_execute", hide_soft_deleted)
+
+class AppSession(Session):
+    """This service's ORM session: soft-deleted rows are hidden from its queries."""
+
+
+event.listen(AppSession, "do_orm_execute", hide_soft_deleted)
 
 
 def create_session_factory(
@@ -26,19 +31,16 @@ def create_session_factory(
     # expire_on_commit=False: attributes stay readable after commit without
     # lazy I/O (which async code cannot do implicitly: MissingGreenlet).
     # autoflush=False: flushes happen where the code says so, not mid-query.
-    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False, **options)
+    return async_sessionmaker(
+        bind, sync_session_class=AppSession, expire_on_commit=False, autoflush=False, **options
+    )
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Commit if the endpoint succeeded, roll back if it raised, always close."""
     factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    async with factory() as session:
-        try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        await session.commit()
+    async with factory() as session, session.begin():
+        yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

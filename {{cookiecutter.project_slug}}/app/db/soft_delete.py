@@ -1,6 +1,6 @@
 """Hide soft-deleted rows from every ORM query, relationship loads included.
 
-`app.db.session` installs it on every session. Pass
+`app.db.session` installs it on the app's session class. Pass
 `execution_options(include_deleted=True)` to see them (admin tools, audits).
 Docs: https://docs.sqlalchemy.org/en/20/orm/session_events.html#adding-global-where-on-criteria
 """

@@ -5,7 +5,7 @@ Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html (bulk insert)
 """
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 
 from sqlalchemy import Row, func, insert, select
@@ -97,7 +97,7 @@ EXPORT_COLUMNS = (Post.id, Post.author_id, Post.title, Post.view_count, Post.cre
 
 async def stream_posts(
     session: AsyncSession, *, batch_size: int = 1000
-) -> AsyncIterator[Sequence[Row[uuid.UUID, uuid.UUID, str, int, datetime]]]:
+) -> AsyncGenerator[Sequence[Row[uuid.UUID, uuid.UUID, str, int, datetime]]]:
     """Rows arrive in batches from a server-side cursor: memory stays flat
     however many posts there are."""
     result = await session.stream(

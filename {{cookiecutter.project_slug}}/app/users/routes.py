@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 
 from app.db.session import SessionDep
+from app.schemas import Text
 from app.users import repository
 from app.users.schemas import (
     RoleAssign,
@@ -34,7 +35,7 @@ async def list_users(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-    email: Annotated[str | None, Query(max_length=320, description="Part of the email.")] = None,
+    email: Annotated[Text | None, Query(max_length=320, description="Part of the email.")] = None,
 ) -> list[UserRead]:
     users = await repository.list_users(session, limit=limit, offset=offset, email_contains=email)
     return [UserRead.model_validate(user) for user in users]
