@@ -189,3 +189,13 @@ async def test_post_counts(client: AsyncClient) -> None:
     counts = {r["id"]: r["post_count"] for r in (await client.get(f"{USERS}/post-counts")).json()}
     assert counts[ada["id"]] == 3
     assert counts[bob["id"]] == 1
+
+
+async def test_assigning_a_role_bumps_the_version(client: AsyncClient) -> None:
+    user = await create_user(client)
+    updated = (await client.post(f"{USERS}/{user['id']}/roles", json={"name": "editor"})).json()
+    assert updated["version"] == user["version"] + 1
+    stale = await client.patch(
+        f"{USERS}/{user['id']}", json={"full_name": "X", "version": user["version"]}
+    )
+    assert stale.status_code == 409

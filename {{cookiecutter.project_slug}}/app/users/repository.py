@@ -8,18 +8,26 @@ Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/index.html
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError
 from app.posts.models import Post
 from app.users.models import Role, User
 from app.users.schemas import UserCreate, UserImportResult, UserUpdate
 
 # The user's posts and roles come in one extra SELECT each, whatever the page size.
-WITH_POSTS_AND_ROLES = (selectinload(User.posts), selectinload(User.roles))
+# Posts without their bodies (a response shows summaries): touching an unloaded
+# column raises instead of quietly costing a query per post.
+WITH_POSTS_AND_ROLES = (
+    selectinload(User.posts).load_only(
+        Post.id, Post.title, Post.view_count, Post.created_at, raiseload=True
+    ),
+    selectinload(User.roles),
+)
 
 
 def _email_taken(email: str) -> ConflictError:
@@ -76,11 +84,17 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, data: UserUpdat
 
 
 async def soft_delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """Hide the user and their posts; rows stay for audits and undo."""
-    user = await get_user(session, user_id)
+    """Hide the user and their posts (one UPDATE for all of them); rows stay for
+    audits and undo."""
+    user = await session.get(User, user_id)
+    if user is None or user.is_deleted:
+        raise NotFoundError(f"user {user_id} not found")
     user.mark_deleted()
-    for post in user.posts:
-        post.mark_deleted()
+    await session.execute(
+        update(Post)
+        .where(Post.author_id == user_id, Post.is_deleted.is_(False))
+        .values(is_deleted=True, deleted_at=user.deleted_at)
+    )
     await session.flush()
 
 
@@ -120,6 +134,9 @@ async def assign_role(session: AsyncSession, user_id: uuid.UUID, role_name: str)
     role = await get_or_create_role(session, role_name)
     if role not in user.roles:
         user.roles.append(role)
+        # The roles are part of the user a client reads: touching the row bumps
+        # `version` too, so a client holding the old version sees the change.
+        user.updated_at = utcnow()
         await session.flush()
     return user
 
