@@ -39,6 +39,8 @@ async def test_in_memory_database_shares_one_connection() -> None:
     finally:
         await engine.dispose()
 {%- elif db == "postgresql" %}
+import re
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
@@ -46,15 +48,19 @@ from sqlalchemy.pool import NullPool
 from app.db.engine import create_engine
 from app.settings import Settings
 
+UNIQUE_STATEMENT_NAME = re.compile(r"__asyncpg_[0-9a-f-]{36}__")
+
 
 async def test_connections_carry_application_name_and_statement_timeout(
     engine: AsyncEngine, test_settings: Settings
 ) -> None:
     async with engine.connect() as conn:
         name = await conn.scalar(text("SHOW application_name"))
-        timeout = await conn.scalar(text("SHOW statement_timeout"))
+        timeout_ms = await conn.scalar(
+            text("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+        )
     assert name == test_settings.db_application_name
-    assert timeout == "30s"
+    assert int(timeout_ms) == test_settings.db_statement_timeout_ms
 
 
 def test_pool_is_sized_from_settings(engine: AsyncEngine, test_settings: Settings) -> None:
@@ -62,7 +68,7 @@ def test_pool_is_sized_from_settings(engine: AsyncEngine, test_settings: Setting
     assert engine.pool._pre_ping is True
 
 
-async def test_pgbouncer_mode_uses_no_pool_and_no_statement_cache(
+async def test_pgbouncer_mode_uses_no_pool_and_unique_statement_names(
     test_settings: Settings,
 ) -> None:
     settings = test_settings.model_copy(update={"db_pgbouncer": True})
@@ -70,8 +76,15 @@ async def test_pgbouncer_mode_uses_no_pool_and_no_statement_cache(
     try:
         assert isinstance(engine.pool, NullPool)
         async with engine.connect() as conn:
-            for _ in range(3):  # the same statement, repeatedly: no prepared-statement reuse
+            for _ in range(3):  # the same statement, repeatedly
                 assert await conn.scalar(text("SELECT 1")) == 1
+            names = (await conn.scalars(text("SELECT name FROM pg_prepared_statements"))).all()
+            timeout = await conn.scalar(text("SHOW statement_timeout"))
+        # Not asyncpg's per-connection counter (__asyncpg_stmt_1__), which collides
+        # when PgBouncer hands the next transaction another server connection.
+        assert names
+        assert all(UNIQUE_STATEMENT_NAME.fullmatch(name) for name in names), names
+        assert timeout == "0"  # no startup parameter PgBouncer would refuse
     finally:
         await engine.dispose()
 {%- else %}

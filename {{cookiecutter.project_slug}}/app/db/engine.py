@@ -63,6 +63,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 {%- elif db == "postgresql" %}
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -72,6 +73,8 @@ from app.settings import Settings
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.db_pgbouncer:
+        return _create_pgbouncer_engine(settings)
     connect_args: dict[str, Any] = {
         "timeout": settings.db_connect_timeout,
         "server_settings": {
@@ -79,16 +82,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "statement_timeout": str(settings.db_statement_timeout_ms),
         },
     }
-    if settings.db_pgbouncer:
-        # PgBouncer in transaction mode hands each transaction a different server
-        # connection, so prepared statements must not be cached, and PgBouncer
-        # itself is the pool.
-        connect_args |= {"statement_cache_size": 0, "prepared_statement_cache_size": 0}
-        return create_async_engine(
-            settings.url,
-            poolclass=NullPool,
-            connect_args=connect_args,
-        )
     return create_async_engine(
         settings.url,
         pool_size=settings.db_pool_size,
@@ -97,6 +90,26 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle,
         pool_pre_ping=settings.db_pool_pre_ping,
         connect_args=connect_args,
+    )
+
+
+def _create_pgbouncer_engine(settings: Settings) -> AsyncEngine:
+    """PgBouncer in transaction mode hands each transaction a different server
+    connection: PgBouncer is the pool, and prepared statements get unique names
+    and are never cached, so no server connection sees a name twice. It also
+    refuses unknown startup parameters, so the statement timeout is not sent:
+    set it on the database role (ALTER ROLE ... SET statement_timeout).
+    Docs: https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#prepared-statement-name-with-pgbouncer
+    """
+    return create_async_engine(
+        settings.url,
+        poolclass=NullPool,
+        connect_args={
+            "timeout": settings.db_connect_timeout,
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+        },
     )
 {%- else %}
 from typing import Any
