@@ -1,12 +1,15 @@
 """Helpers shared by the fixtures and the tests."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 
 def run_in_thread(func: Callable[..., object], *args: Any) -> None:
@@ -25,3 +28,19 @@ async def serve(app: FastAPI) -> AsyncIterator[AsyncClient]:
         transport = ASGITransport(app=app, raise_app_exceptions=False)
         async with AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@contextmanager
+def commits_fail() -> Iterator[None]:
+    """Inside the block, every commit fails the way a connection dropped at COMMIT does."""
+
+    def fail(_: Session) -> None:
+        raise OperationalError(
+            "COMMIT", {}, ConnectionResetError("connection lost"), connection_invalidated=True
+        )
+
+    event.listen(Session, "before_commit", fail)
+    try:
+        yield
+    finally:
+        event.remove(Session, "before_commit", fail)

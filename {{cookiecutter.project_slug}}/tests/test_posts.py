@@ -7,10 +7,14 @@ from uuid import uuid4
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.posts import repository as posts_repository
+from app.posts.models import Post
 from tests.factories import create_post, create_user
+from tests.helpers import commits_fail
 
 POSTS = "/api/v1/posts"
 
@@ -125,3 +129,15 @@ async def test_export_with_the_database_down_is_503_not_an_empty_200(
     response = await client.get(f"{POSTS}/export")
     assert response.status_code == 503
     assert response.headers["retry-after"]
+
+
+async def test_bulk_whose_commit_fails_leaves_no_post(
+    client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """The INSERT of all rows ran; the failed COMMIT must take every one of them back."""
+    user = await create_user(client)
+    rows = [{"title": f"Post {i}", "body": "..."} for i in range(50)]
+    with commits_fail():
+        response = await client.post(f"/api/v1/users/{user['id']}/posts/bulk", json={"posts": rows})
+    assert response.status_code == 503
+    assert await connection.scalar(select(func.count()).select_from(Post.__table__)) == 0

@@ -49,9 +49,14 @@ fuzz = settings(
 
 
 @pytest.fixture
-def run(client: AsyncClient) -> Any:
-    """Hypothesis calls plain functions: run each request on the test's own loop."""
-    loop = asyncio.get_event_loop_policy().get_event_loop()
+async def loop() -> asyncio.AbstractEventLoop:
+    """The loop the fixtures (client, connection) live on."""
+    return asyncio.get_running_loop()
+
+
+@pytest.fixture
+def run(client: AsyncClient, loop: asyncio.AbstractEventLoop) -> Any:
+    """Hypothesis calls plain functions: run each request on the fixtures' loop."""
 
     def runner(coroutine: Coroutine[Any, Any, Any]) -> Any:
         return loop.run_until_complete(coroutine)
