@@ -8,13 +8,15 @@ Docs: https://alembic.sqlalchemy.org/en/latest/cookbook.html#using-asyncio-with-
 
 import asyncio
 from logging.config import fileConfig
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from app.db.types import UTCDateTime
 from app.models import Base
 from app.settings import get_settings
 
@@ -30,10 +32,24 @@ def _database_url() -> str:
     return url or get_settings().database_url
 
 
+def _render_item(type_: str, obj: object, autogen: AutogenContext) -> str | Literal[False]:
+    """Write UTCDateTime into new migrations as the plain type it stores, so that
+    migrations never import the app (whose code may change after they were written)."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+{%- if cookiecutter.database == "mysql" %}
+        autogen.imports.add("from sqlalchemy.dialects import mysql")
+        return "mysql.DATETIME(fsp=6)"
+{%- else %}
+        return "sa.DateTime(timezone=True)"
+{%- endif %}
+    return False
+
+
 def _configure(**options: Any) -> None:
     context.configure(
         target_metadata=target_metadata,
         compare_type=True,
+        render_item=_render_item,
 {%- if cookiecutter.database == "sqlite" %}
         # SQLite cannot ALTER most things: batch mode copies the table instead.
         render_as_batch=True,

@@ -12,8 +12,17 @@ from collections.abc import Sequence
 {% if cookiecutter.include_example_models == "yes" %}
 import sqlalchemy as sa
 from alembic import op
+{%- if cookiecutter.database == "mysql" %}
+from sqlalchemy.dialects import mysql
+{%- endif %}
 
-from app.db.types import UTCDateTime
+# What app.db.types.UTCDateTime stores. Migrations name plain column types and never
+# import the app, whose code may change after the migration was written.
+{%- if cookiecutter.database == "mysql" %}
+UTC_TIMESTAMP = mysql.DATETIME(fsp=6)
+{%- else %}
+UTC_TIMESTAMP = sa.DateTime(timezone=True)
+{%- endif %}
 {% endif %}
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
@@ -23,10 +32,10 @@ depends_on: str | Sequence[str] | None = None
 
 def _timestamps_and_soft_delete() -> list[sa.Column[object]]:
     return [
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("created_at", UTC_TIMESTAMP, nullable=False),
+        sa.Column("updated_at", UTC_TIMESTAMP, nullable=False),
         sa.Column("is_deleted", sa.Boolean(), server_default=sa.false(), nullable=False),
-        sa.Column("deleted_at", UTCDateTime(), nullable=True),
+        sa.Column("deleted_at", UTC_TIMESTAMP, nullable=True),
     ]
 
 
