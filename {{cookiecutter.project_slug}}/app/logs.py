@@ -8,6 +8,7 @@ Docs: https://docs.python.org/3/library/logging.config.html
 import json
 import logging
 import logging.config
+import re
 import time
 import uuid
 from typing import Any
@@ -17,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.settings import Settings
 
 request_logger = logging.getLogger("app.request")
+REQUEST_ID = b"x-request-id"
+_SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged.
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -59,9 +62,22 @@ def configure_logging(settings: Settings) -> None:
     )
 
 
+def _request_id(scope: Scope) -> bytes:
+    """The caller's id when it is a plain token, else a fresh one (never echo junk)."""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID and _SAFE_REQUEST_ID.fullmatch(value):
+            return bytes(value)
+    return uuid.uuid4().hex.encode()
+
+
 class RequestLogMiddleware:
     """Log method, path, status and duration of every request (pure ASGI: no
-    buffering, so streaming responses stay streams)."""
+    buffering, so streaming responses stay streams).
+
+    The request id comes from the caller's `X-Request-ID` (a proxy's, say) or is
+    made here, and is sent back in the response, so a client's report and the log
+    line can be matched.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -72,11 +88,13 @@ class RequestLogMiddleware:
             return
         started = time.perf_counter()
         status = 500
+        request_id = _request_id(scope)
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID, request_id)]
             await send(message)
 
         try:
@@ -88,7 +106,7 @@ class RequestLogMiddleware:
                 scope["path"],
                 status,
                 extra={
-                    "request_id": uuid.uuid4().hex,
+                    "request_id": request_id.decode("latin-1"),
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,

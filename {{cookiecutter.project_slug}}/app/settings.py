@@ -1,9 +1,9 @@
 {%- set db = cookiecutter.database -%}
 """Configuration from the environment and `.env`.
 
-Pool defaults are the ones chosen for {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }};
-the README's "Connection pool" table says why. Every value can be overridden by the
-upper-case environment variable of the same name (e.g. `DB_POOL_SIZE=20`).
+Pool defaults are the ones chosen for {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }}: the README's
+"Connection pool" table says why. Every value can be overridden by the upper-case
+environment variable of the same name (e.g. `DB_POOL_SIZE=20`).
 Docs: https://docs.pydantic.dev/latest/concepts/pydantic_settings/
 """
 

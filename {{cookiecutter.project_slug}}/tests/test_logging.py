@@ -50,3 +50,17 @@ async def test_quiet_without_request_log(
     async with serve(create_app(quiet)) as client:
         await client.get("/health")
     assert _log_lines(capsys.readouterr().err) == []
+
+
+async def test_request_id_is_kept_or_made_and_sent_back(
+    test_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with serve(create_app(test_settings)) as client:
+        given = await client.get("/health", headers={"X-Request-ID": "edge-42"})
+        made = await client.get("/health")
+        junk = await client.get("/health", headers={"X-Request-ID": "bad id\\with spaces"})
+    assert given.headers["x-request-id"] == "edge-42"
+    assert len(made.headers["x-request-id"]) == 32
+    assert junk.headers["x-request-id"] != "bad id\\with spaces"
+    logged = [e["request_id"] for e in _log_lines(capsys.readouterr().err)]
+    assert logged[:2] == ["edge-42", made.headers["x-request-id"]]

@@ -199,3 +199,10 @@ async def test_assigning_a_role_bumps_the_version(client: AsyncClient) -> None:
         f"{USERS}/{user['id']}", json={"full_name": "X", "version": user["version"]}
     )
     assert stale.status_code == 409
+
+
+async def test_patch_with_null_is_422_not_a_silent_no_op(client: AsyncClient) -> None:
+    user = await create_user(client)
+    response = await client.patch(f"{USERS}/{user['id']}", json={"email": None})
+    assert response.status_code == 422
+    assert "leave the field out" in response.text

@@ -23,6 +23,7 @@ WITH_AUTHOR = joinedload(Post.author, innerjoin=True)
 
 async def _require_author(session: AsyncSession, author_id: uuid.UUID) -> User:
     author = await session.get(User, author_id)
+    # get() may answer from the identity map, which the soft-delete filter never sees.
     if author is None or author.is_deleted:
         raise NotFoundError(f"user {author_id} not found")
     return author

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.schemas import Email, ShortText
 
@@ -25,6 +25,13 @@ class UserUpdate(BaseModel):
     email: Email | None = None
     full_name: ShortText | None = None
     version: int | None = Field(default=None, ge=1)
+
+    @field_validator("email", "full_name", "version", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null: leave the field out to keep its value")
+        return value
 
 
 class RoleAssign(BaseModel):
