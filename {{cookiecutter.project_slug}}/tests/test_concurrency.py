@@ -7,7 +7,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.users.models import User
+from app.users.models import Role, User
 
 USERS = "/api/v1/users"
 
@@ -61,3 +61,20 @@ async def test_every_201_was_committed(live_client: AsyncClient, engine: AsyncEn
     async with engine.connect() as conn:
         stored = set((await conn.scalars(select(User.__table__.c.id))).all())
     assert {str(i) for i in stored} == created
+
+
+async def test_concurrent_first_use_of_a_role_creates_it_once(
+    live_client: AsyncClient, engine: AsyncEngine
+) -> None:
+    """get_or_create_role under a real race: the savepoint absorbs the losers' INSERT."""
+    users = []
+    for i in range(6):
+        created = await live_client.post(USERS, json={"email": f"r{i}@x.com", "full_name": "R"})
+        users.append(created.json())
+    responses = await asyncio.gather(
+        *(live_client.post(f"{USERS}/{u['id']}/roles", json={"name": "reviewer"}) for u in users)
+    )
+    assert [r.status_code for r in responses] == [200] * len(users)
+    async with engine.connect() as conn:
+        roles = await conn.scalar(select(func.count()).select_from(Role.__table__))
+    assert roles == 1
