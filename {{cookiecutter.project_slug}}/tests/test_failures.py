@@ -7,6 +7,7 @@ by itself once the database is back.
 
 import time
 
+import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
 from sqlalchemy import text
@@ -73,6 +74,20 @@ async def test_exhausted_pool_answers_503_then_recovers(test_settings: Settings)
             assert_unavailable(response)
             assert 0.4 < elapsed < 3
         assert (await client.get("/_probe")).status_code == 200
+
+
+@pytest.mark.usefixtures("migrated_database")
+async def test_errors_are_told_apart_by_their_codes(test_settings: Settings) -> None:
+    """A unique violation is a 409; broken SQL is a bug: a logged 500, never a 409 or a
+    503 that would send clients into retries."""
+    duplicate = "INSERT INTO alembic_version SELECT version_num FROM alembic_version"
+    async with serve(app_with_probe(test_settings, duplicate)) as client:
+        conflict = await client.get("/_probe")
+    async with serve(app_with_probe(test_settings, "SELECT * FROM no_such_table")) as client:
+        bug = await client.get("/_probe")
+    assert conflict.status_code == 409
+    assert bug.status_code == 500
+    assert bug.json() == {"detail": "internal error"}
 
 
 async def test_shutdown_returns_every_connection(test_settings: Settings) -> None:
