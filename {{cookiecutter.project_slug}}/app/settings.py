@@ -99,10 +99,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_password(self) -> Self:
-        if self.environment == "production" and self.url.password == PLACEHOLDER_PASSWORD:
+        if self.environment != "development" and self.url.password == PLACEHOLDER_PASSWORD:
             raise ValueError(
                 "DATABASE_URL uses the placeholder password from .env.example; "
-                "set a real one before running in production"
+                "set a real one (only ENVIRONMENT=development accepts it)"
             )
         return self
 {%- endif %}

@@ -24,9 +24,10 @@ def test_database_url_must_use_this_services_driver(url: str) -> None:
 {%- if cookiecutter.database != "sqlite" %}
 
 
-def test_placeholder_password_refused_in_production() -> None:
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_placeholder_password_refused_outside_development(environment: str) -> None:
     url = f"{DRIVER}://app:change-me@127.0.0.1/{{ cookiecutter.__db_name }}"
-    Settings(database_url=url)  # fine while developing
+    Settings(database_url=url, environment="development")  # fine while developing
     with pytest.raises(ValidationError, match="placeholder password"):
-        Settings(database_url=url, environment="production")
+        Settings(database_url=url, environment=environment)
 {%- endif %}
