@@ -53,13 +53,14 @@ EXAMPLE_PATHS = (
     "tests/test_queries.py",
     "tests/test_concurrency.py",
     "tests/test_properties.py",
+    "tests/test_pagination.py",
     "scripts/explain_queries.py",
 )
 DOCKER_PATHS = ("Dockerfile", ".dockerignore", "docker-compose.yml")
 CI_PATHS = {"github": (".github",), "gitlab": (".gitlab-ci.yml",)}
-# docker-compose.yml reads the database password from .env; .env.example holds
-# this placeholder, which .env gets a random password in place of.
-PLACEHOLDER_PASSWORD = "change-me"  # noqa: S105 -- a placeholder, not a secret
+# .env.example holds this placeholder for every secret (SECRET_KEY, and the database
+# password docker-compose.yml reads); .env gets a fresh random value for each.
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105 -- a placeholder, not a secret
 
 # The migration needs the project's runtime dependencies (pyproject.toml) and, for
 # SQLAlchemy's asyncio extra, greenlet. The project's code needs Python 3.11+.
@@ -128,14 +129,15 @@ def prune(project: Path) -> None:
 
 
 def write_env_file(project: Path) -> None:
-    """Start from the example settings, with a fresh random password in place of
-    the placeholder; an existing .env is never overwritten."""
+    """Start from the example settings, with a fresh random value in place of each
+    placeholder secret; an existing .env is never overwritten."""
     env, example = project / ".env", project / ".env.example"
     if env.exists() or not example.exists():
         return
     text = example.read_text(encoding="utf-8")
-    env.write_text(text.replace(PLACEHOLDER_PASSWORD, secrets.token_urlsafe(24)), encoding="utf-8")
-    print("Wrote .env from .env.example (git-ignored; any password in it is freshly generated).")
+    fresh = re.sub(re.escape(PLACEHOLDER_SECRET), lambda _: secrets.token_urlsafe(32), text)
+    env.write_text(fresh, encoding="utf-8")
+    print("Wrote .env from .env.example (git-ignored; its secrets are freshly generated).")
 
 
 # ---------------------------------------------------------------------------

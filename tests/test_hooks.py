@@ -431,14 +431,19 @@ def test_prune_tolerates_missing_paths(tmp_path: Path) -> None:
     assert (project / "app/main.py").exists()
 
 
-def test_env_file_gets_a_fresh_password(post_gen: Any, tmp_path: Path) -> None:
-    (tmp_path / ".env.example").write_text("A=1\nDB_PASSWORD=change-me\n", encoding="utf-8")
+def test_env_file_gets_a_fresh_value_for_each_secret(post_gen: Any, tmp_path: Path) -> None:
+    example = "A=1\nSECRET_KEY=change-me\nDB_PASSWORD=change-me\n"
+    (tmp_path / ".env.example").write_text(example, encoding="utf-8")
     post_gen.write_env_file(tmp_path)
     first = (tmp_path / ".env").read_text(encoding="utf-8")
-    assert first.startswith("A=1\nDB_PASSWORD=")
-    password = first.splitlines()[1].partition("=")[2]
-    assert len(password) >= 24
-    assert password != post_gen.PLACEHOLDER_PASSWORD
+    lines = first.splitlines()
+    assert lines[0] == "A=1"
+    assert [line.partition("=")[0] for line in lines[1:]] == ["SECRET_KEY", "DB_PASSWORD"]
+    secret, password = (line.partition("=")[2] for line in lines[1:])
+    assert len(secret) >= 32
+    assert len(password) >= 32
+    assert post_gen.PLACEHOLDER_SECRET not in (secret, password)
+    assert secret != password  # one value per secret, not one for all
     (tmp_path / ".env").unlink()
     post_gen.write_env_file(tmp_path)
     assert (tmp_path / ".env").read_text(encoding="utf-8") != first  # random per bake

@@ -84,6 +84,7 @@ EXAMPLE_PATHS = (
     "tests/test_queries.py",
     "tests/test_concurrency.py",
     "tests/test_properties.py",
+    "tests/test_pagination.py",
     "scripts/explain_queries.py",
 )
 # Present only with use_docker == "yes".

@@ -1,26 +1,30 @@
 """Domain errors and how every failure maps to an HTTP answer, in one place.
 
 Routes raise `NotFoundError` / `ConflictError`; database failures are mapped here
-so no endpoint has to remember them. Every error body is `{"detail": "..."}`.
+so no endpoint has to remember them. Only errors raised by the database driver
+(SQLAlchemy's `DBAPIError`, classified by `app.db.error_codes`) and SQLAlchemy's own
+pool timeout can become 409 or 503: a `TimeoutError` from other code (an outbound
+HTTP call, say) is a bug or an outage of something else, and answers 500 through
+`app.middleware`. Every error body is `{"detail": "..."}`.
 """
 
 import json
 import logging
-import socket
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError, InterfaceError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.db.error_codes import is_conflict, is_transient
+from app.db.error_codes import is_configuration_error, is_conflict, is_transient
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "2"
+INTERNAL_ERROR = {"detail": "internal error"}
 
 
 class DomainError(Exception):
@@ -37,6 +41,12 @@ class NotFoundError(DomainError):
 
 class ConflictError(DomainError):
     status_code = 409
+
+
+class InvalidInputError(DomainError):
+    """A well-formed request the service cannot act on (a bad cursor, say)."""
+
+    status_code = 422
 
 
 async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
@@ -57,8 +67,7 @@ async def _stale_data(_: Request, exc: StaleDataError) -> JSONResponse:
     )
 
 
-async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
-    logger.warning("database unavailable: %s", exc)
+def database_unavailable() -> JSONResponse:
     return JSONResponse(
         {"detail": "the database is unavailable; retry later"},
         status_code=503,
@@ -66,16 +75,26 @@ async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-    """Unique/foreign-key violations are conflicts, outages are transient, and the
-    rest (a NOT NULL or CHECK violation, bad SQL) is a bug in this service."""
+async def _pool_timeout(_: Request, exc: PoolTimeoutError) -> JSONResponse:
+    logger.warning("database unavailable: %s", exc)
+    return database_unavailable()
+
+
+async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+    """Unique/foreign-key violations are conflicts and outages are transient; bad
+    credentials or a missing database need an operator, and the rest (a NOT NULL or
+    CHECK violation, bad SQL) is a bug in this service: both are a logged 500."""
     if is_conflict(exc):
-        logger.info("conflict: %s", exc)
+        logger.info("conflict: %s", exc.orig)
         return JSONResponse({"detail": "the request conflicts with existing data"}, status_code=409)
-    if is_transient(exc) or isinstance(exc, InterfaceError):
-        return await _database_unavailable(request, exc)
+    if is_configuration_error(exc):
+        logger.error("database configuration error (check DATABASE_URL): %s", exc.orig)
+        return JSONResponse(INTERNAL_ERROR, status_code=500)
+    if is_transient(exc):
+        logger.warning("database unavailable: %s", exc.orig)
+        return database_unavailable()
     logger.error("database error", exc_info=exc)
-    return JSONResponse({"detail": "internal error"}, status_code=500)
+    return JSONResponse(INTERNAL_ERROR, status_code=500)
 
 
 def register_error_handlers(app: FastAPI) -> None:
@@ -83,7 +102,5 @@ def register_error_handlers(app: FastAPI) -> None:
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(StaleDataError)(_stale_data)
     app.exception_handler(DBAPIError)(_database_error)
-    # The pool had no connection within DB_POOL_TIMEOUT, or the driver could not
-    # reach the server at all: transient, so the client is told to retry.
-    for exc_type in (PoolTimeoutError, ConnectionError, TimeoutError, socket.gaierror):
-        app.exception_handler(exc_type)(_database_unavailable)
+    # Every pooled connection busy for DB_POOL_TIMEOUT: retry later.
+    app.exception_handler(PoolTimeoutError)(_pool_timeout)

@@ -7,29 +7,31 @@ from fastapi import FastAPI
 {% if cookiecutter.include_example_models == "yes" %}
 from app.api import api_router
 {%- endif %}
-from app.db.engine import create_engine
-from app.db.session import create_session_factory
+from app.db.engine import create_engines
+from app.db.session import create_session_factories
 from app.db.slow_query_log import install_slow_query_log
 from app.errors import register_error_handlers
 from app.health import router as health_router
-from app.logs import RequestLogMiddleware, configure_logging
+from app.logs import configure_logging
+from app.middleware import RequestContextMiddleware
 from app.settings import Settings, get_settings
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """One engine per process, disposed on shutdown so no connection outlives the app."""
+    """The engines of this process, disposed on shutdown so no connection outlives it."""
     settings: Settings = app.state.settings
     configure_logging(settings)
-    engine = create_engine(settings)
+    engines = create_engines(settings)
     if settings.db_slow_query_ms is not None:
-        install_slow_query_log(engine, settings.db_slow_query_ms)
-    app.state.engine = engine
-    app.state.session_factory = create_session_factory(engine)
+        for engine in engines.pools:
+            install_slow_query_log(engine, settings.db_slow_query_ms)
+    app.state.engines = engines
+    app.state.sessions = create_session_factories(engines)
     try:
         yield
     finally:
-        await engine.dispose()
+        await engines.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,8 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    if settings.log_requests:
-        app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware, log_requests=settings.log_requests, debug=settings.debug
+    )
     register_error_handlers(app)
     app.include_router(health_router)
 {%- if cookiecutter.include_example_models == "yes" %}

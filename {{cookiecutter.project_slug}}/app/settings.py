@@ -1,33 +1,44 @@
 {%- set db = cookiecutter.database -%}
 """Configuration from the environment and `.env`.
 
-Pool defaults are the ones chosen for {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }}: the README's
-"Connection pool" table says why. Every value can be overridden by the upper-case
-environment variable of the same name (e.g. `DB_POOL_SIZE=20`).
+Pool defaults are the ones chosen for {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }}: docs/configuration.md says why.
+Every value can be overridden by the upper-case environment variable of the same
+name (e.g. `DB_POOL_SIZE=20`).
 Docs: https://docs.pydantic.dev/latest/concepts/pydantic_settings/
 """
 
+from dataclasses import dataclass
 from functools import lru_cache
-{%- if db == "sqlite" %}
-from typing import Literal
-
-from pydantic import Field, field_validator
-{%- else %}
 from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
-{%- endif %}
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 DRIVER = "{{ cookiecutter.__url_scheme }}"
 EXAMPLE_URL = "{{ cookiecutter.__database_url }}"
-{%- if db != "sqlite" %}
-PLACEHOLDER_PASSWORD = "change-me"  # noqa: S105 -- the placeholder to refuse, not a secret
-{%- endif %}
+# .env.example holds this placeholder; only ENVIRONMENT=development accepts it.
+PLACEHOLDER = "change-me"
 {%- if db == "mysql" %}
 IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
+{%- endif %}
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """How one engine pools and bounds its connections."""
+
+    size: int
+    max_overflow: int
+    timeout: float
+{%- if db == "sqlite" %}
+    busy_timeout: float
+{%- else %}
+    recycle: int
+    pre_ping: bool
+    connect_timeout: float
+    statement_timeout_ms: int
 {%- endif %}
 
 
@@ -39,6 +50,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     log_requests: bool = Field(default=True, description="One log line per request.")
+    secret_key: str = Field(
+        default=PLACEHOLDER, min_length=8, description="Signs pagination cursors."
+    )
 
     database_url: str = EXAMPLE_URL
     database_echo: bool = Field(
@@ -78,38 +92,96 @@ class Settings(BaseSettings):
     # less behind proxies), so the pool never hands out a connection the server closed.
     db_pool_recycle: int = Field(default=280, description="Seconds before reconnecting.")
     db_pool_pre_ping: bool = True
-    db_connect_timeout: int = Field(default=5, gt=0)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0, description="0 disables it.")
     db_isolation_level: IsolationLevel = "READ COMMITTED"
 {%- endif %}
+{%- if db != "sqlite" %}
 
-    @field_validator("database_url")
+    # A read replica: ReadSession goes there when it is set. Its pool fails faster
+    # than the primary's, so a replica that is down costs a quick 503, never a hang.
+    database_replica_url: str | None = None
+    db_replica_pool_size: int = Field(default=10, ge=1)
+    db_replica_max_overflow: int = Field(default=10, ge=0)
+    db_replica_pool_timeout: float = Field(default=2.0, gt=0)
+    db_replica_pool_recycle: int = Field(default={{ 1800 if db == "postgresql" else 280 }})
+    db_replica_pool_pre_ping: bool = True
+    db_replica_connect_timeout: float = Field(default=2.0, gt=0)
+    db_replica_statement_timeout_ms: int = Field(default=30_000, ge=0)
+{%- endif %}
+
+    @field_validator("database_url"{% if db != "sqlite" %}, "database_replica_url"{% endif %})
     @classmethod
-    def _check_database_url(cls, value: str) -> str:
+    def _check_driver(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         try:
             url = make_url(value)
         except ArgumentError:
             url = None
         if url is None or url.drivername != DRIVER:
-            raise ValueError(
-                f"DATABASE_URL must be a {DRIVER} URL, e.g. {EXAMPLE_URL!r}; got {value!r}"
-            )
+            name = (info.field_name or "").upper()
+            raise ValueError(f"{name} must be a {DRIVER} URL, e.g. {EXAMPLE_URL!r}; got {value!r}")
         return value
-{%- if db != "sqlite" %}
 
     @model_validator(mode="after")
-    def _refuse_placeholder_password(self) -> Self:
-        if self.environment != "development" and self.url.password == PLACEHOLDER_PASSWORD:
+    def _refuse_placeholders(self) -> Self:
+        if self.environment == "development":
+            return self
+        if self.secret_key == PLACEHOLDER:
             raise ValueError(
-                "DATABASE_URL uses the placeholder password from .env.example; "
-                "set a real one (only ENVIRONMENT=development accepts it)"
+                "SECRET_KEY is the placeholder from .env.example; set a random one "
+                "(only ENVIRONMENT=development accepts it)"
             )
-        return self
+{%- if db != "sqlite" %}
+        for name, url in (("DATABASE_URL", self.url), ("DATABASE_REPLICA_URL", self.replica_url)):
+            if url is not None and url.password == PLACEHOLDER:
+                raise ValueError(
+                    f"{name} uses the placeholder password from .env.example; "
+                    "set a real one (only ENVIRONMENT=development accepts it)"
+                )
 {%- endif %}
+        return self
 
     @property
     def url(self) -> URL:
         return make_url(self.database_url)
+{%- if db != "sqlite" %}
+
+    @property
+    def replica_url(self) -> URL | None:
+        return make_url(self.database_replica_url) if self.database_replica_url else None
+{%- endif %}
+
+    @property
+    def primary_pool(self) -> PoolOptions:
+        return PoolOptions(
+            size=self.db_pool_size,
+            max_overflow=self.db_max_overflow,
+            timeout=self.db_pool_timeout,
+{%- if db == "sqlite" %}
+            busy_timeout=self.db_busy_timeout,
+{%- else %}
+            recycle=self.db_pool_recycle,
+            pre_ping=self.db_pool_pre_ping,
+            connect_timeout=self.db_connect_timeout,
+            statement_timeout_ms=self.db_statement_timeout_ms,
+{%- endif %}
+        )
+{%- if db != "sqlite" %}
+
+    @property
+    def replica_pool(self) -> PoolOptions:
+        return PoolOptions(
+            size=self.db_replica_pool_size,
+            max_overflow=self.db_replica_max_overflow,
+            timeout=self.db_replica_pool_timeout,
+            recycle=self.db_replica_pool_recycle,
+            pre_ping=self.db_replica_pool_pre_ping,
+            connect_timeout=self.db_replica_connect_timeout,
+            statement_timeout_ms=self.db_replica_statement_timeout_ms,
+        )
+{%- endif %}
 
 
 @lru_cache

@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.create_database import create_database_if_missing
-from app.db.engine import create_engine
+from app.db.engine import create_engines
 from app.settings import get_settings
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
@@ -69,16 +69,16 @@ def _revisions(conn: Connection) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 async def check() -> int:
     settings = get_settings()
-    engine = create_engine(settings)
+    engines = create_engines(settings)
     try:
-        async with engine.connect() as conn:
+        async with engines.writer.connect() as conn:
             await conn.execute(text("SELECT 1"))
             version = await conn.scalar(SERVER_VERSION)
             current, heads = await conn.run_sync(_revisions)
     except (SQLAlchemyError, OSError) as exc:
         return _unreachable(settings.url, exc)
     finally:
-        await engine.dispose()
+        await engines.dispose()
     print(f"connected: {_safe(settings.url)}")
     print(f"server:    {version}")
     print(f"revision:  {', '.join(current) or 'none (no migration applied)'}")

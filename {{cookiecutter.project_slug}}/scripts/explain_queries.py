@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import event, insert, select
@@ -46,8 +47,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.schema import PrimaryKeyConstraint, UniqueConstraint
 {%- endif %}
 
-from app.db.engine import create_engine
-from app.db.session import create_session_factory
+from app.db.engine import create_engines
+from app.db.pagination import Position
+from app.db.session import session_factories_on
 from app.errors import NotFoundError
 from app.models import Base, Post, Role, User, user_roles
 from app.posts import repository as posts
@@ -168,20 +170,31 @@ class Query:
     reads_all: frozenset[str] = frozenset()
 
 
+# A position in the middle of the sample data, for the keyset pages.
+MIDDLE = Position(datetime.now(UTC), uuid.UUID(int=2**127))
+
 QUERIES = (
     Query(
-        "list users with posts and roles (page of 20)",
-        lambda session, _: users.list_users(session, limit=20, offset=0),
+        "list users with their latest posts, post counts and roles (first page of 20)",
+        lambda session, _: users.list_users(session, limit=20),
+    ),
+    Query(
+        "list users: a later page (keyset: WHERE (created_at, id) > cursor)",
+        lambda session, _: users.list_users(session, limit=20, after=MIDDLE),
     ),
     Query("get one user by id", users.get_user),
     Query(
-        "list posts by author (page of 20)",
-        lambda session, user_id: posts.list_posts(session, limit=20, offset=0, author_id=user_id),
+        "a user's posts, newest first (first page of 20)",
+        lambda session, user_id: posts.list_user_posts(session, user_id, limit=20),
     ),
     Query(
-        "latest 3 posts per user (window function)",
-        lambda session, _: posts.latest_posts_per_user(session, per_user=3),
-        reads_all=frozenset({"posts", "users"}),
+        "list posts: a later page (keyset: WHERE (created_at, id) < cursor)",
+        lambda session, _: posts.list_posts(session, limit=20, after=MIDDLE),
+    ),
+    Query(
+        "latest 3 posts of the 10 most recently active authors (window function)",
+        lambda session, _: posts.latest_posts_per_author(session, authors=10, per_user=3),
+        reads_all=frozenset({"posts"}),
     ),
     Query(
         "post counts per user (GROUP BY)",
@@ -269,10 +282,11 @@ def report(query: Query, statement: str, parameters: Any, plan: Plan) -> int:
 
 
 async def run(users_count: int, posts_per_user: int) -> int:
-    engine = create_engine(get_settings())
+    engines = create_engines(get_settings())
+    engine = engines.writer
     problems = 0
     try:
-        async with engine.connect() as conn, create_session_factory(conn)() as session:
+        async with engine.connect() as conn, session_factories_on(conn).write() as session:
             await conn.begin()
             user_id = await seed(session, users_count, posts_per_user)
             for query in QUERIES:
@@ -286,7 +300,7 @@ async def run(users_count: int, posts_per_user: int) -> int:
                     problems += report(query, statement, parameters, plan)
             await conn.rollback()
     finally:
-        await engine.dispose()
+        await engines.dispose()
     print(f"\n{problems} full scan(s) no index serves" if problems else "\nno missing index")
     return 1 if problems else 0
 

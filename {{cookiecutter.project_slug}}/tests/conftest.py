@@ -9,6 +9,7 @@ Docs: https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#joining-a-s
 """
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
 {%- if db == "sqlite" %}
@@ -26,12 +27,13 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.db.create_database import create_database_if_missing
-from app.db.engine import create_engine
-from app.db.session import create_session_factory
+from app.db.engine import Engines, create_engines
+from app.db.session import session_factories_on
 from app.main import create_app
 from app.models import Base
 from app.settings import Settings
 from tests.helpers import run_in_thread, serve
+from tests.scratch_models import ScratchBase
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,9 +46,23 @@ class SuiteSettings(BaseSettings):
     test_database_url: str = "{{ cookiecutter.__test_database_url }}"
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """An app's lifespan configures logging onto the stderr of the test that started
+    it; the next test must not write to that (closed) stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+
+
 @pytest.fixture(scope="session")
 def test_settings() -> Settings:
-    settings = Settings(database_url=SuiteSettings().test_database_url, environment="test")
+    settings = Settings(
+        database_url=SuiteSettings().test_database_url,
+        environment="test",
+        secret_key="test-only-secret-key",  # noqa: S106 -- signs the tests' cursors
+    )
 {%- if db == "sqlite" %}
     name = Path(settings.url.database or "").stem
 {%- else %}
@@ -78,10 +94,16 @@ def migrated_database(test_settings: Settings, alembic_config: Config) -> None:
 
 
 @pytest.fixture(scope="session")
-async def engine(migrated_database: None, test_settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(test_settings)
-    yield engine
-    await engine.dispose()
+async def engines(migrated_database: None, test_settings: Settings) -> AsyncIterator[Engines]:
+    engines = create_engines(test_settings)
+    yield engines
+    await engines.dispose()
+
+
+@pytest.fixture(scope="session")
+def engine(engines: Engines) -> AsyncEngine:
+    """The writer: transactions on the test database."""
+    return engines.writer
 
 
 @pytest.fixture
@@ -95,9 +117,17 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @pytest.fixture
+async def widgets(connection: AsyncConnection) -> AsyncIterator[None]:
+    """The test-only `Widget` table, on the test's connection (tests/scratch_models.py)."""
+    await connection.run_sync(ScratchBase.metadata.create_all)
+    yield
+    await connection.run_sync(ScratchBase.metadata.drop_all)
+
+
+@pytest.fixture
 async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
-    factory = create_session_factory(connection, join_transaction_mode="create_savepoint")
-    async with factory() as session:
+    factories = session_factories_on(connection, join_transaction_mode="create_savepoint")
+    async with factories.write() as session:
         yield session
 
 
@@ -105,9 +135,7 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 def app(connection: AsyncConnection, test_settings: Settings) -> FastAPI:
     """The real app, its sessions bound to the test's connection (lifespan not run)."""
     app = create_app(test_settings)
-    app.state.session_factory = create_session_factory(
-        connection, join_transaction_mode="create_savepoint"
-    )
+    app.state.sessions = session_factories_on(connection, join_transaction_mode="create_savepoint")
     return app
 
 

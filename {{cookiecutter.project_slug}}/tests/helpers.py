@@ -1,5 +1,6 @@
 """Helpers shared by the fixtures and the tests."""
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
@@ -10,6 +11,11 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+
+
+def log_entries(captured: str) -> list[dict[str, Any]]:
+    """The app's JSON log lines in captured stderr (the app logs JSON by default)."""
+    return [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
 
 
 def run_in_thread(func: Callable[..., object], *args: Any) -> None:

@@ -1,11 +1,16 @@
 {%- set db = cookiecutter.database -%}
-"""The engine applies the settings chosen for {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }} to every connection."""
+"""The engines apply the settings chosen for {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }} to every connection{% if db != "mysql" %}, and reads
+and writes get the transactions they need{% endif %}."""
 {% if db == "sqlite" %}
+import asyncio
+
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 
-from app.db.engine import create_engine
+from app.db.engine import Engines, create_engines
 from app.settings import Settings
 
 
@@ -28,27 +33,51 @@ async def test_savepoints_roll_back_inside_the_transaction(engine: AsyncEngine) 
         await conn.rollback()
 
 
+async def test_reads_run_beside_a_writer_and_writers_take_turns(
+    engines: Engines, test_settings: Settings
+) -> None:
+    """A writer's BEGIN IMMEDIATE holds the write lock; a read (deferred BEGIN) goes on
+    at once and sees the last commit; a second writer waits for the lock."""
+    update = text("UPDATE alembic_version SET version_num = 'in progress'")
+    read = text("SELECT version_num FROM alembic_version")
+    async with engines.writer.connect() as writer, engines.reader.connect() as reader:
+        await writer.begin()
+        await writer.execute(update)
+        before = await asyncio.wait_for(reader.scalar(read), timeout=1)
+        assert before != "in progress"
+        impatient = create_engines(test_settings.model_copy(update={"db_busy_timeout": 0.2}))
+        try:
+            with pytest.raises(OperationalError, match="database is locked"):
+                async with impatient.writer.begin() as second:
+                    await second.execute(update)
+        finally:
+            await impatient.dispose()
+        await writer.rollback()
+
+
 async def test_in_memory_database_shares_one_connection() -> None:
-    engine = create_engine(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    engines = create_engines(Settings(database_url="sqlite+aiosqlite:///:memory:"))
     try:
-        assert isinstance(engine.pool, StaticPool)
-        async with engine.begin() as conn:
+        assert isinstance(engines.writer.pool, StaticPool)
+        async with engines.writer.begin() as conn:
             await conn.execute(text("CREATE TABLE shared (x INTEGER)"))
-        async with engine.connect() as conn:
+        async with engines.reader.connect() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM shared")) == 0
     finally:
-        await engine.dispose()
+        await engines.dispose()
 {%- elif db == "postgresql" %}
+import asyncio
 import re
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from app.db.engine import create_engine
+from app.db.engine import Engines, create_engines
 from app.settings import Settings
 
 UNIQUE_STATEMENT_NAME = re.compile(r"__asyncpg_[0-9a-f-]{36}__")
+NOW = text("SELECT now()")
 
 
 async def test_connections_carry_application_name_and_statement_timeout(
@@ -65,17 +94,33 @@ async def test_connections_carry_application_name_and_statement_timeout(
 
 def test_pool_is_sized_from_settings(engine: AsyncEngine, test_settings: Settings) -> None:
     assert engine.pool.size() == test_settings.db_pool_size  # type: ignore[attr-defined]
-    assert engine.pool._pre_ping is True
+
+
+async def test_reads_run_without_a_transaction_and_writes_in_one(engines: Engines) -> None:
+    """now() is the start of the transaction: two reads see two, a write sees one."""
+
+    async def two_nows(engine: AsyncEngine) -> tuple[object, object]:
+        async with engine.connect() as conn:
+            first = await conn.scalar(NOW)
+            await asyncio.sleep(0.01)
+            return first, await conn.scalar(NOW)
+
+    first, second = await two_nows(engines.reader)
+    assert first != second
+    first, second = await two_nows(engines.writer)
+    assert first == second
+    async with engines.writer.connect() as conn:
+        assert await conn.scalar(text("SHOW transaction_isolation")) == "read committed"
 
 
 async def test_pgbouncer_mode_uses_no_pool_and_unique_statement_names(
     test_settings: Settings,
 ) -> None:
     settings = test_settings.model_copy(update={"db_pgbouncer": True})
-    engine = create_engine(settings)
+    engines = create_engines(settings)
     try:
-        assert isinstance(engine.pool, NullPool)
-        async with engine.connect() as conn:
+        assert isinstance(engines.writer.pool, NullPool)
+        async with engines.writer.connect() as conn:
             for _ in range(3):  # the same statement, repeatedly
                 assert await conn.scalar(text("SELECT 1")) == 1
             names = (await conn.scalars(text("SELECT name FROM pg_prepared_statements"))).all()
@@ -85,8 +130,10 @@ async def test_pgbouncer_mode_uses_no_pool_and_unique_statement_names(
         assert names
         assert all(UNIQUE_STATEMENT_NAME.fullmatch(name) for name in names), names
         assert timeout == "0"  # no startup parameter PgBouncer would refuse
+        async with engines.reader.connect() as conn:
+            assert await conn.scalar(text("SHOW transaction_read_only")) == "on"
     finally:
-        await engine.dispose()
+        await engines.dispose()
 {%- else %}
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -108,7 +155,10 @@ async def test_connections_are_utc_strict_and_utf8mb4(engine: AsyncEngine) -> No
     assert emoji == "naïve 🐍"
 
 
-def test_pool_recycles_below_wait_timeout(engine: AsyncEngine, test_settings: Settings) -> None:
-    assert engine.pool._recycle == test_settings.db_pool_recycle < 28800
-    assert engine.pool._pre_ping is True
+async def test_pool_recycles_before_the_server_drops_idle_connections(
+    engine: AsyncEngine, test_settings: Settings
+) -> None:
+    async with engine.connect() as conn:
+        wait_timeout = await conn.scalar(text("SELECT @@session.wait_timeout"))
+    assert test_settings.db_pool_recycle < int(wait_timeout)
 {%- endif %}

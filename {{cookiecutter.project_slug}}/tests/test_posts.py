@@ -75,7 +75,7 @@ async def test_list_posts_filters(client: AsyncClient) -> None:
 
     by_author = (await client.get(POSTS, params={"author_id": ada["id"]})).json()
     assert {p["title"] for p in by_author} == {"Engines of thought", "Poetry"}
-    by_title = (await client.get(POSTS, params={"title": "Engines"})).json()
+    by_title = (await client.get(POSTS, params={"title": "ENGINES"})).json()
     assert {p["title"] for p in by_title} == {"Engines of thought", "Engines again"}
     assert (await client.get(POSTS, params={"min_views": 1})).json() == []
     newest_first = (await client.get(POSTS, params={"limit": 3})).json()
@@ -87,19 +87,27 @@ async def test_list_posts_bounds(client: AsyncClient, params: dict[str, int]) ->
     assert (await client.get(POSTS, params=params)).status_code == 422
 
 
-async def test_latest_posts_per_user(client: AsyncClient) -> None:
+async def test_latest_posts_caps_authors_and_posts_per_author(client: AsyncClient) -> None:
     ada = await create_user(client)
     bob = await create_user(client)
+    cyd = await create_user(client)
     for i in range(4):
         await create_post(client, ada["id"], title=f"ada {i}")
     await create_post(client, bob["id"], title="bob 0")
+    await create_post(client, cyd["id"], title="cyd 0")  # the most recent author
 
-    posts = (await client.get(f"{POSTS}/latest", params={"per_user": 2})).json()
+    posts = (await client.get(f"{POSTS}/latest", params={"authors": 2, "per_user": 2})).json()
     titles_by_author: dict[str, list[str]] = {}
     for post in posts:
         titles_by_author.setdefault(post["author_id"], []).append(post["title"])
-    assert titles_by_author[ada["id"]] == ["ada 3", "ada 2"]
-    assert titles_by_author[bob["id"]] == ["bob 0"]
+    assert titles_by_author == {cyd["id"]: ["cyd 0"], bob["id"]: ["bob 0"]}
+    everyone = (await client.get(f"{POSTS}/latest", params={"per_user": 2})).json()
+    assert [p["title"] for p in everyone] == ["cyd 0", "bob 0", "ada 3", "ada 2"]
+
+
+@pytest.mark.parametrize("params", [{"authors": 0}, {"authors": 51}, {"per_user": 21}])
+async def test_latest_posts_bounds(client: AsyncClient, params: dict[str, int]) -> None:
+    assert (await client.get(f"{POSTS}/latest", params=params)).status_code == 422
 
 
 async def test_export_streams_every_post_as_ndjson(client: AsyncClient) -> None:

@@ -6,6 +6,7 @@ from uuid import uuid4
 import pytest
 from httpx import AsyncClient
 
+from app.users.repository import LATEST_POSTS, MAX_ROLES
 from tests.factories import create_post, create_user
 
 USERS = "/api/v1/users"
@@ -17,7 +18,8 @@ async def test_create_user(client: AsyncClient) -> None:
     user = response.json()
     assert set(user) >= {"id", "email", "full_name", "created_at", "updated_at"}
     assert user["email"] == "ada@example.com"
-    assert user["posts"] == []
+    assert user["latest_posts"] == []
+    assert user["post_count"] == 0
     assert user["version"] == 1
     assert datetime.fromisoformat(user["created_at"]).utcoffset() is not None
 
@@ -57,30 +59,51 @@ async def test_invalid_json_is_422(client: AsyncClient) -> None:
     assert response.status_code == 422
 
 
-async def test_list_users_with_posts(client: AsyncClient) -> None:
+async def test_a_listed_user_carries_only_their_newest_posts_and_a_count(
+    client: AsyncClient,
+) -> None:
     ada = await create_user(client)
-    await create_post(client, ada["id"], title="First")
+    titles = [f"Post {i}" for i in range(LATEST_POSTS + 3)]
+    for title in titles:
+        await create_post(client, ada["id"], title=title)
     await create_user(client)
-    response = await client.get(USERS, params={"limit": 10})
-    assert response.status_code == 200
-    users = {u["id"]: u for u in response.json()}
-    assert [p["title"] for p in users[ada["id"]]["posts"]] == ["First"]
+    newest_first = titles[::-1][:LATEST_POSTS]
+    listed = {u["id"]: u for u in (await client.get(USERS, params={"limit": 10})).json()}
+    one = (await client.get(f"{USERS}/{ada['id']}")).json()
+    for user in (listed[ada["id"]], one):
+        assert [p["title"] for p in user["latest_posts"]] == newest_first
+        assert user["post_count"] == len(titles)
+    # All of them, page by page.
+    posts = (await client.get(f"{USERS}/{ada['id']}/posts", params={"limit": 100})).json()
+    assert [p["title"] for p in posts] == titles[::-1]
 
 
-async def test_list_users_paginates_in_creation_order(client: AsyncClient) -> None:
+async def test_user_posts_of_a_missing_or_deleted_user_are_404(client: AsyncClient) -> None:
+    assert (await client.get(f"{USERS}/{uuid4()}/posts")).status_code == 404
+    user = await create_user(client)
+    await client.delete(f"{USERS}/{user['id']}")
+    assert (await client.get(f"{USERS}/{user['id']}/posts")).status_code == 404
+
+
+async def test_list_users_in_creation_order(client: AsyncClient) -> None:
     created = [(await create_user(client))["id"] for _ in range(5)]
     first = (await client.get(USERS, params={"limit": 2, "offset": 0})).json()
     rest = (await client.get(USERS, params={"limit": 10, "offset": 2})).json()
     assert [u["id"] for u in first + rest] == created
 
 
-async def test_list_users_email_filter_escapes_wildcards(client: AsyncClient) -> None:
+async def test_list_users_email_filter_escapes_wildcards_and_ignores_case(
+    client: AsyncClient,
+) -> None:
     await create_user(client, email="percent@example.com")
     assert (await client.get(USERS, params={"email": "%"})).json() == []
-    assert len((await client.get(USERS, params={"email": "percent@"})).json()) == 1
+    assert len((await client.get(USERS, params={"email": "PerCent@"})).json()) == 1
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"offset": -1}, {"limit": "ten"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 0}, {"limit": 101}, {"offset": -1}, {"offset": 1001}, {"limit": "ten"}],
+)
 async def test_list_users_bounds(client: AsyncClient, params: dict[str, int | str]) -> None:
     assert (await client.get(USERS, params=params)).status_code == 422
 
@@ -89,7 +112,7 @@ async def test_get_user(client: AsyncClient) -> None:
     user = await create_user(client)
     response = await client.get(f"{USERS}/{user['id']}")
     assert response.status_code == 200
-    assert response.json()["email"] == user["email"]
+    assert response.json() == user
 
 
 async def test_get_user_404_and_422(client: AsyncClient) -> None:
@@ -101,6 +124,7 @@ async def test_get_user_404_and_422(client: AsyncClient) -> None:
 
 async def test_patch_user(client: AsyncClient) -> None:
     user = await create_user(client)
+    await create_post(client, user["id"], title="Kept")
     response = await client.patch(
         f"{USERS}/{user['id']}", json={"full_name": "Countess", "version": 1}
     )
@@ -109,6 +133,7 @@ async def test_patch_user(client: AsyncClient) -> None:
     assert updated["full_name"] == "Countess"
     assert updated["version"] == 2
     assert updated["created_at"] == user["created_at"]
+    assert [p["title"] for p in updated["latest_posts"]] == ["Kept"]
     assert datetime.fromisoformat(updated["updated_at"]) > datetime.fromisoformat(
         user["updated_at"]
     )
@@ -144,9 +169,6 @@ async def test_delete_is_soft_and_hides_the_user(client: AsyncClient) -> None:
     assert (await client.delete(url)).status_code == 404
     assert user["id"] not in [u["id"] for u in (await client.get(USERS)).json()]
     assert (await client.get(f"/api/v1/posts/{post['id']}")).status_code == 404
-    # The email stays taken: uniqueness covers soft-deleted rows on every database.
-    again = await client.post(USERS, json={"email": user["email"], "full_name": "Again"})
-    assert again.status_code == 409
 
 
 async def test_assign_role_is_idempotent(client: AsyncClient) -> None:
@@ -162,6 +184,17 @@ async def test_assign_role_is_idempotent(client: AsyncClient) -> None:
     assert [r["name"] for r in bob_roles["roles"]] == ["editor"]
     assert (await client.post(url, json={"name": "Bad Name"})).status_code == 422
     assert (await client.post(f"{USERS}/{uuid4()}/roles", json={"name": "x"})).status_code == 404
+
+
+async def test_roles_per_user_are_capped(client: AsyncClient) -> None:
+    user = await create_user(client)
+    url = f"{USERS}/{user['id']}/roles"
+    for i in range(MAX_ROLES):
+        assert (await client.post(url, json={"name": f"role-{i}"})).status_code == 200
+    refused = await client.post(url, json={"name": "one-too-many"})
+    assert refused.status_code == 409
+    assert f"maximum of {MAX_ROLES} roles" in refused.json()["detail"]
+    assert len((await client.get(f"{USERS}/{user['id']}")).json()["roles"]) == MAX_ROLES
 
 
 async def test_import_reports_each_row(client: AsyncClient) -> None:

@@ -1,54 +1,74 @@
 {%- set db = cookiecutter.database -%}
-"""The async engine: pool sizing and per-connection setup for {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }}.
+{%- if db == "sqlite" -%}
+"""The engine: pool sizing and per-connection setup for SQLite.
 
-Docs: https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html
-{%- if db == "sqlite" %}
-      https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#sqlite-transactions
-{%- elif db == "postgresql" %}
-      https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#module-sqlalchemy.dialects.postgresql.asyncpg
-{%- else %}
-      https://docs.sqlalchemy.org/en/20/dialects/mysql.html#module-sqlalchemy.dialects.mysql.aiomysql
-{%- endif %}
+Reads and writes share one pool. SQLAlchemy, not the sqlite3 driver, emits BEGIN
+(the driver skips it before SELECT and SAVEPOINT, which breaks savepoints and
+repeatable reads): a deferred `BEGIN` for reads, which in WAL mode run beside the one
+writer and never wait for it, and `BEGIN IMMEDIATE` for writes, which takes the
+write lock up front, so a transaction that reads and then writes waits its turn
+instead of failing half-way with "database is locked".
+Docs: https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#sqlite-transactions
 """
-{% if db == "sqlite" %}
+
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.pool import ConnectionPoolEntry, Pool, StaticPool
 
 from app.settings import Settings
 
+# The execution option that makes a connection's transactions writers.
+BEGIN_MODE = "sqlite_begin"
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    url = settings.url
+
+@dataclass(frozen=True)
+class Engines:
+    """The engines of one process: `writer` for WriteSession (BEGIN IMMEDIATE),
+    `reader` for ReadSession (deferred BEGIN), both on the one pool in `pools`."""
+
+    writer: AsyncEngine
+    reader: AsyncEngine
+    pools: tuple[AsyncEngine, ...]
+
+    async def dispose(self) -> None:
+        for engine in self.pools:
+            await engine.dispose()
+
+
+def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -> Engines:
+    """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
+    engine = _create_engine(settings, poolclass=poolclass)
+    writer = engine.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+    return Engines(writer=writer, reader=engine, pools=(engine,))
+
+
+def _create_engine(settings: Settings, *, poolclass: type[Pool] | None) -> AsyncEngine:
+    url, pool = settings.url, settings.primary_pool
     # sqlite3's `timeout` is the busy timeout: a second writer waits, then fails.
-    connect_args = {"timeout": settings.db_busy_timeout}
+    connect_args = {"timeout": pool.busy_timeout}
+    options: dict[str, Any]
     if url.database in (None, "", ":memory:"):
         # Every connection to ":memory:" is a new, empty database: share one.
-        engine = create_async_engine(url, poolclass=StaticPool, connect_args=connect_args)
+        options = {"poolclass": StaticPool}
+    elif poolclass is not None:
+        options = {"poolclass": poolclass}
     else:
-        engine = create_async_engine(
-            url,
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout,
-            connect_args=connect_args,
-        )
+        options = {
+            "pool_size": pool.size,
+            "max_overflow": pool.max_overflow,
+            "pool_timeout": pool.timeout,
+        }
+    engine = create_async_engine(url, connect_args=connect_args, **options)
     _configure_sqlite(engine)
     return engine
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
-    """Enforce foreign keys, use WAL, and let SQLAlchemy own BEGIN.
-
-    The sqlite3 driver skips BEGIN before SELECT and SAVEPOINT, which breaks
-    savepoints and repeatable reads; emitting BEGIN ourselves is the fix the
-    SQLAlchemy docs give. IMMEDIATE takes the write lock up front: a transaction
-    that read first and wrote later could otherwise fail at once with "database
-    is locked" when another writer got in between, instead of waiting its turn.
-    """
+    """Enforce foreign keys, use WAL, and let SQLAlchemy own BEGIN."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -61,39 +81,109 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-{%- elif db == "postgresql" %}
+        mode = connection.get_execution_options().get(BEGIN_MODE, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+{%- elif db == "postgresql" -%}
+"""Engines for PostgreSQL: the primary's pool, a replica's, and what each connection is told.
+
+Reads run in autocommit: no BEGIN and no COMMIT. Under READ COMMITTED, PostgreSQL's
+default, every statement takes a fresh snapshot even inside a transaction, so a
+transaction around a read buys no consistency and costs two round trips; in
+autocommit the pool's pre-ping is one statement instead of three (asyncpg pings
+inside a transaction otherwise). Writes get a READ COMMITTED transaction on the
+same pool: `writer` sets it per checkout, which costs no round trip with asyncpg.
+Behind PgBouncer (transaction mode) reads are READ ONLY transactions instead, since
+PgBouncer keeps a statement's prepare and execute on one server only within one.
+Docs: https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#module-sqlalchemy.dialects.postgresql.asyncpg
+      https://docs.sqlalchemy.org/en/20/core/connections.html#dbapi-autocommit
+"""
+
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, Pool
 
-from app.settings import Settings
+from app.settings import PoolOptions, Settings
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+@dataclass(frozen=True)
+class Engines:
+    """The engines of one process.
+
+    `writer`: transactions on the primary (WriteSession). `primary_reader`: the
+    primary's pool for reads that must see the latest writes (PrimaryReadSession).
+    `reader`: ReadSession's engine, the replica when DATABASE_REPLICA_URL is set,
+    else `primary_reader`. `pools`: one engine per connection pool.
+    """
+
+    writer: AsyncEngine
+    primary_reader: AsyncEngine
+    reader: AsyncEngine
+    pools: tuple[AsyncEngine, ...]
+
+    async def dispose(self) -> None:
+        for engine in self.pools:
+            await engine.dispose()
+
+
+def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -> Engines:
+    """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
+    primary = _create_engine(settings.url, settings.primary_pool, settings, poolclass)
+    writer, primary_reader = _writer(primary, settings), _reader(primary, settings)
+    if settings.replica_url is None:
+        return Engines(writer, primary_reader, primary_reader, pools=(primary,))
+    replica = _create_engine(settings.replica_url, settings.replica_pool, settings, poolclass)
+    return Engines(writer, primary_reader, _reader(replica, settings), pools=(primary, replica))
+
+
+def _writer(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
     if settings.db_pgbouncer:
-        return _create_pgbouncer_engine(settings)
+        return engine
+    return engine.execution_options(isolation_level="READ COMMITTED")
+
+
+def _reader(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
+    if settings.db_pgbouncer:
+        return engine.execution_options(postgresql_readonly=True)
+    return engine
+
+
+def _create_engine(
+    url: URL, pool: PoolOptions, settings: Settings, poolclass: type[Pool] | None
+) -> AsyncEngine:
+    if settings.db_pgbouncer:
+        return _create_pgbouncer_engine(url, pool)
     connect_args: dict[str, Any] = {
-        "timeout": settings.db_connect_timeout,
+        "timeout": pool.connect_timeout,
         "server_settings": {
             "application_name": settings.db_application_name,
-            "statement_timeout": str(settings.db_statement_timeout_ms),
+            "statement_timeout": str(pool.statement_timeout_ms),
         },
     }
-    return create_async_engine(
-        settings.url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
-        pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=settings.db_pool_pre_ping,
-        connect_args=connect_args,
+    pooling: dict[str, Any] = (
+        {"poolclass": poolclass}
+        if poolclass is not None
+        else {
+            "pool_size": pool.size,
+            "max_overflow": pool.max_overflow,
+            "pool_timeout": pool.timeout,
+            "pool_recycle": pool.recycle,
+            "pool_pre_ping": pool.pre_ping,
+        }
     )
+    engine = create_async_engine(
+        url, isolation_level="AUTOCOMMIT", connect_args=connect_args, **pooling
+    )
+    _report_connect_failures_as_driver_errors(engine)
+    return engine
 
 
-def _create_pgbouncer_engine(settings: Settings) -> AsyncEngine:
+def _create_pgbouncer_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
     """PgBouncer in transaction mode hands each transaction a different server
     connection: PgBouncer is the pool, and prepared statements get unique names
     and are never cached, so no server connection sees a name twice. It also
@@ -101,24 +191,52 @@ def _create_pgbouncer_engine(settings: Settings) -> AsyncEngine:
     set it on the database role (ALTER ROLE ... SET statement_timeout).
     Docs: https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#prepared-statement-name-with-pgbouncer
     """
-    return create_async_engine(
-        settings.url,
+    engine = create_async_engine(
+        url,
         poolclass=NullPool,
         connect_args={
-            "timeout": settings.db_connect_timeout,
+            "timeout": pool.connect_timeout,
             "statement_cache_size": 0,
             "prepared_statement_cache_size": 0,
             "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
         },
     )
-{%- else %}
+    _report_connect_failures_as_driver_errors(engine)
+    return engine
+
+
+def _report_connect_failures_as_driver_errors(engine: AsyncEngine) -> None:
+    """asyncpg raises a refused connection, an unknown host or a connect timeout as
+    a builtin OSError/TimeoutError, which other code raises too. Re-raised as
+    SQLAlchemy's OperationalError, with no connection to use, they are database
+    failures like any other, and the error handlers can tell an outage from a bug."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except (OSError, TimeoutError) as exc:
+            raise OperationalError("connect", None, exc, connection_invalidated=True) from exc
+{%- else -%}
+"""Engines for MySQL/MariaDB: the primary's pool, a replica's, and each connection's setup.
+
+Reads and writes share the primary's pool. InnoDB starts a transaction at the first
+statement, so neither sends a BEGIN: a read costs its SELECTs and the ROLLBACK that
+ends it, a plain SELECT takes no locks, and under REPEATABLE READ its statements
+share one snapshot. (Autocommit would save nothing: the driver still sends the
+COMMIT.) The replica, when configured, has a pool of its own.
+Docs: https://docs.sqlalchemy.org/en/20/dialects/mysql.html#module-sqlalchemy.dialects.mysql.aiomysql
+"""
+
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
-from app.settings import Settings
+from app.settings import PoolOptions, Settings
 
 # UTC so DATETIME columns hold UTC; strict mode so bad data is an error, not a
 # silent truncation.
@@ -128,28 +246,68 @@ SESSION_SETUP = (
 )
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+@dataclass(frozen=True)
+class Engines:
+    """The engines of one process.
+
+    `writer`: the primary, for WriteSession. `primary_reader`: the primary, for reads
+    that must see the latest writes (PrimaryReadSession). `reader`: ReadSession's
+    engine, the replica when DATABASE_REPLICA_URL is set, else the primary.
+    `pools`: one engine per connection pool.
+    """
+
+    writer: AsyncEngine
+    primary_reader: AsyncEngine
+    reader: AsyncEngine
+    pools: tuple[AsyncEngine, ...]
+
+    async def dispose(self) -> None:
+        for engine in self.pools:
+            await engine.dispose()
+
+
+def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -> Engines:
+    """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
+    primary = _create_engine(settings.url, settings.primary_pool, settings, poolclass)
+    if settings.replica_url is None:
+        return Engines(primary, primary, primary, pools=(primary,))
+    replica = _create_engine(settings.replica_url, settings.replica_pool, settings, poolclass)
+    return Engines(primary, primary, replica, pools=(primary, replica))
+
+
+def _create_engine(
+    url: URL, pool: PoolOptions, settings: Settings, poolclass: type[Pool] | None
+) -> AsyncEngine:
+    pooling: dict[str, Any] = (
+        {"poolclass": poolclass}
+        if poolclass is not None
+        else {
+            "pool_size": pool.size,
+            "max_overflow": pool.max_overflow,
+            "pool_timeout": pool.timeout,
+            "pool_recycle": pool.recycle,
+            "pool_pre_ping": pool.pre_ping,
+        }
+    )
     engine = create_async_engine(
-        settings.url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_pool_timeout,
-        pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=settings.db_pool_pre_ping,
+        url,
         isolation_level=settings.db_isolation_level,
         connect_args={
             "charset": "utf8mb4",
-            "connect_timeout": settings.db_connect_timeout,
+            "connect_timeout": pool.connect_timeout,
             "init_command": SESSION_SETUP,
         },
+        **pooling,
     )
-    _limit_statement_time(engine, settings.db_statement_timeout_ms)
+    _limit_statement_time(engine, pool.statement_timeout_ms)
     return engine
 
 
 def _limit_statement_time(engine: AsyncEngine, timeout_ms: int) -> None:
-    """MariaDB and MySQL name the per-statement limit differently (and MySQL's
-    applies to SELECT only); which one is running is known once connected."""
+    """MariaDB's `max_statement_time` bounds every statement; MySQL's
+    `max_execution_time` bounds read-only SELECTs only (writes wait at most
+    `innodb_lock_wait_timeout` for a lock). Which server answers is known once
+    connected, so the choice is made per connection."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -1,5 +1,7 @@
-"""Data access for posts: filtered lists, a window function, bulk insert, streaming.
+"""Data access for posts: filtered pages, a window function, bulk insert, streaming.
 
+Reads select columns (with their author, joined) into response models; see
+`app.users.repository` for why.
 Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html (bulk insert)
       https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html (stream)
 """
@@ -7,40 +9,79 @@ Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html (bulk insert)
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Row, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
 
+from app.db.pagination import Keyset, Page, Position
 from app.errors import NotFoundError
 from app.posts.models import Post
-from app.posts.schemas import PostCreate
+from app.posts.schemas import AuthorRead, PostCreate, PostRead
 from app.users.models import User
 
-# Many-to-one: a JOIN brings the author in the same SELECT.
-WITH_AUTHOR = joinedload(Post.author, innerjoin=True)
+# Newest first.
+POSTS = Keyset(Post.created_at, Post.id, descending=True)
+
+_POST_COLUMNS = (
+    Post.id,
+    Post.author_id,
+    Post.title,
+    Post.body,
+    Post.view_count,
+    Post.created_at,
+    Post.updated_at,
+    User.email,
+    User.full_name,
+)
+
+
+# The join also applies the soft-delete filter to the author.
+_WITH_AUTHOR = select(*_POST_COLUMNS).join(User, User.id == Post.author_id)
+
+
+def _post_read(row: Row[*tuple[Any, ...]]) -> PostRead:
+    return PostRead(
+        id=row.id,
+        author_id=row.author_id,
+        title=row.title,
+        body=row.body,
+        view_count=row.view_count,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        author=AuthorRead(id=row.author_id, email=row.email, full_name=row.full_name),
+    )
 
 
 async def _require_author(session: AsyncSession, author_id: uuid.UUID) -> User:
-    author = await session.get(User, author_id)
-    # get() may answer from the identity map, which the soft-delete filter never sees.
-    if author is None or author.is_deleted:
+    author = await session.scalar(select(User).where(User.id == author_id))
+    if author is None:
         raise NotFoundError(f"user {author_id} not found")
     return author
 
 
-async def create_post(session: AsyncSession, author_id: uuid.UUID, data: PostCreate) -> Post:
+async def create_post(session: AsyncSession, author_id: uuid.UUID, data: PostCreate) -> PostRead:
     author = await _require_author(session, author_id)
-    post = Post(author=author, title=data.title, body=data.body)
+    post = Post(author_id=author.id, title=data.title, body=data.body)
     session.add(post)
     await session.flush()
-    return post
+    return PostRead(
+        id=post.id,
+        author_id=author.id,
+        title=post.title,
+        body=post.body,
+        view_count=post.view_count,
+        created_at=post.created_at,
+        updated_at=post.updated_at,
+        author=AuthorRead.model_validate(author),
+    )
 
 
 async def bulk_create_posts(
     session: AsyncSession, author_id: uuid.UUID, rows: Sequence[PostCreate]
 ) -> int:
-    """All or nothing: one multi-row INSERT inside the request's transaction."""
+    """All or nothing: one INSERT statement executed for every row (executemany,
+    sent in batches by the driver) inside the request's transaction."""
     await _require_author(session, author_id)
     await session.execute(
         insert(Post),
@@ -49,48 +90,83 @@ async def bulk_create_posts(
     return len(rows)
 
 
-async def get_post(session: AsyncSession, post_id: uuid.UUID) -> Post:
-    post = await session.scalar(select(Post).where(Post.id == post_id).options(WITH_AUTHOR))
-    if post is None:
+async def get_post(session: AsyncSession, post_id: uuid.UUID) -> PostRead:
+    row = (await session.execute(_WITH_AUTHOR.where(Post.id == post_id))).first()
+    if row is None:
         raise NotFoundError(f"post {post_id} not found")
-    return post
+    return _post_read(row)
 
 
 async def list_posts(
     session: AsyncSession,
     *,
     limit: int,
-    offset: int,
+    offset: int = 0,
+    after: Position | None = None,
     author_id: uuid.UUID | None = None,
     title_contains: str | None = None,
     min_views: int | None = None,
-) -> Sequence[Post]:
-    stmt = select(Post).options(WITH_AUTHOR).order_by(Post.created_at.desc(), Post.id.desc())
+) -> Page[PostRead]:
+    """Posts newest first, a page at a time (see app.db.pagination)."""
+    stmt = _WITH_AUTHOR.order_by(*POSTS.order_by())
     if author_id is not None:
         stmt = stmt.where(Post.author_id == author_id)
     if title_contains:
-        stmt = stmt.where(Post.title.contains(title_contains, autoescape=True))
+        stmt = stmt.where(Post.title.icontains(title_contains, autoescape=True))
     if min_views is not None:
         stmt = stmt.where(Post.view_count >= min_views)
-    return (await session.scalars(stmt.limit(limit).offset(offset))).all()
+    if after is not None:
+        stmt = stmt.where(POSTS.after(after))
+    rows = (await session.execute(stmt.offset(offset).limit(limit + 1))).all()
+    posts = [_post_read(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return Page(posts, Position(posts[-1].created_at, posts[-1].id) if more else None)
 
 
-async def latest_posts_per_user(session: AsyncSession, *, per_user: int) -> Sequence[Post]:
-    """Window function: each author's `per_user` newest posts, in one query."""
+async def list_user_posts(
+    session: AsyncSession,
+    author_id: uuid.UUID,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: Position | None = None,
+) -> Page[PostRead]:
+    """All of a user's posts, newest first, a page at a time; 404 for no such user."""
+    page = await list_posts(session, limit=limit, offset=offset, after=after, author_id=author_id)
+    if not page.rows:
+        await _require_author(session, author_id)
+    return page
+
+
+async def latest_posts_per_author(
+    session: AsyncSession, *, authors: int, per_user: int
+) -> list[PostRead]:
+    """The `authors` most recently active authors, each with their `per_user` newest
+    posts: a window function ranks each author's posts in one query."""
+    latest = func.max(Post.created_at).label("latest")
+    active = (
+        await session.execute(
+            select(Post.author_id, latest)
+            .group_by(Post.author_id)
+            .order_by(latest.desc())
+            .limit(authors)
+        )
+    ).all()
+    if not active:
+        return []
     rank = (
         func.row_number()
         .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
         .label("rank")
     )
-    ranked = select(Post.id, rank).subquery()
-    stmt = (
-        select(Post)
-        .join(ranked, ranked.c.id == Post.id)
-        .where(ranked.c.rank <= per_user)
-        .options(WITH_AUTHOR)
-        .order_by(Post.author_id, ranked.c.rank)
-    )
-    return (await session.scalars(stmt)).all()
+    ranked = (
+        _WITH_AUTHOR.add_columns(rank).where(Post.author_id.in_([a.author_id for a in active]))
+    ).subquery()
+    rows = await session.execute(select(ranked).where(ranked.c.rank <= per_user))
+    by_author: dict[uuid.UUID, list[PostRead]] = {a.author_id: [] for a in active}
+    for row in sorted(rows, key=lambda row: row.rank):
+        by_author[row.author_id].append(_post_read(row))
+    return [post for posts in by_author.values() for post in posts]
 
 
 EXPORT_COLUMNS = (Post.id, Post.author_id, Post.title, Post.view_count, Post.created_at)

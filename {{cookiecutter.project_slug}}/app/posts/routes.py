@@ -1,65 +1,93 @@
+{%- set db = cookiecutter.database -%}
 """HTTP endpoints for posts: `/api/v1/posts` and a user's `/api/v1/users/{id}/posts`."""
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db.session import SessionDep
+from app.db.session import {% if db != "sqlite" %}PrimaryReadSession, {% endif %}ReadSession, WriteSession, session_factories
+from app.pages import PageParams, link_next_page, start_of_page
 from app.posts import repository
 from app.posts.schemas import PostBulkCreate, PostBulkCreated, PostCreate, PostExportRow, PostRead
 from app.schemas import Text
 
 router = APIRouter(tags=["posts"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such user or post."}}
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"description": "No such user or post."}}
+PAGED: Responses = {200: {"description": 'More pages: a `Link: <...>; rel="next"` header.'}}
 
 
 @router.post("/users/{user_id}/posts", status_code=status.HTTP_201_CREATED, responses=NOT_FOUND)
-async def create_post(user_id: uuid.UUID, data: PostCreate, session: SessionDep) -> PostRead:
-    return PostRead.model_validate(await repository.create_post(session, user_id, data))
+async def create_post(user_id: uuid.UUID, data: PostCreate, session: WriteSession) -> PostRead:
+    return await repository.create_post(session, user_id, data)
+
+
+@router.get("/users/{user_id}/posts", responses=NOT_FOUND | PAGED)
+async def list_user_posts(
+    user_id: uuid.UUID, request: Request, response: Response, session: ReadSession, page: PageParams
+) -> list[PostRead]:
+    """All of a user's posts, newest first, page by page."""
+    posts = await repository.list_user_posts(
+        session,
+        user_id,
+        limit=page.limit,
+        offset=page.offset,
+        after=start_of_page(request, page, {}),
+    )
+    link_next_page(request, response, posts, {})
+    return list(posts.rows)
 
 
 @router.post(
     "/users/{user_id}/posts/bulk", status_code=status.HTTP_201_CREATED, responses=NOT_FOUND
 )
 async def bulk_create_posts(
-    user_id: uuid.UUID, data: PostBulkCreate, session: SessionDep
+    user_id: uuid.UUID, data: PostBulkCreate, session: WriteSession
 ) -> PostBulkCreated:
     """All or nothing: either every post is created or none is."""
     return PostBulkCreated(created=await repository.bulk_create_posts(session, user_id, data.posts))
 
 
-@router.get("/posts")
+@router.get("/posts", responses=PAGED)
 async def list_posts(
-    session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    request: Request,
+    response: Response,
+    session: ReadSession,
+    page: PageParams,
     author_id: uuid.UUID | None = None,
-    title: Annotated[Text | None, Query(max_length=200, description="Part of the title.")] = None,
+    title: Annotated[
+        Text | None, Query(max_length=200, description="Part of the title, any letter case.")
+    ] = None,
     min_views: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
 ) -> list[PostRead]:
+    """Posts newest first, with their author."""
+    filters = {"author_id": author_id, "title": title, "min_views": min_views}
     posts = await repository.list_posts(
         session,
-        limit=limit,
-        offset=offset,
+        limit=page.limit,
+        offset=page.offset,
+        after=start_of_page(request, page, filters),
         author_id=author_id,
         title_contains=title,
         min_views=min_views,
     )
-    return [PostRead.model_validate(post) for post in posts]
+    link_next_page(request, response, posts, filters)
+    return list(posts.rows)
 
 
 @router.get("/posts/latest")
 async def latest_posts(
-    session: SessionDep, per_user: Annotated[int, Query(ge=1, le=20)] = 3
+    session: ReadSession,
+    authors: Annotated[int, Query(ge=1, le=50)] = 10,
+    per_user: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> list[PostRead]:
-    """Each author's newest posts, ranked by a window function."""
-    posts = await repository.latest_posts_per_user(session, per_user=per_user)
-    return [PostRead.model_validate(post) for post in posts]
+    """The newest posts of the most recently active authors: at most `authors` x
+    `per_user` posts, so a bounded report rather than a paged list."""
+    return await repository.latest_posts_per_author(session, authors=authors, per_user=per_user)
 
 
 def _ndjson(rows: Sequence[Any]) -> bytes:
@@ -71,15 +99,15 @@ def _ndjson(rows: Sequence[Any]) -> bytes:
 
 @router.get("/posts/export", response_class=StreamingResponse)
 async def export_posts(request: Request) -> StreamingResponse:
-    """Every post as NDJSON, streamed from a server-side cursor.
+    """Every post as NDJSON, streamed from a server-side cursor, in one snapshot.
 
-    The body is sent after the endpoint returns, when the request's session is
-    closed, so the stream owns a session of its own. Its first batch is read
-    before answering: a database that is down gets a 503, not an empty 200. (A
-    failure later aborts the connection mid-body, which clients see as an error.)
+    The body is sent after the endpoint returns, when a request's session would be
+    closed, so the stream owns a read session of its own (a read never blocks the
+    writers). Its first batch is read before answering: a database that is down
+    gets a 503, not an empty 200. (A failure later aborts the connection mid-body,
+    which clients see as an error.)
     """
-    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    session = factory()
+    session = session_factories(request).{{ "stream" if db == "postgresql" else "read" }}()
     batches = repository.stream_posts(session)
     try:
         first = await anext(batches, None)
@@ -101,5 +129,5 @@ async def export_posts(request: Request) -> StreamingResponse:
 
 
 @router.get("/posts/{post_id}", responses=NOT_FOUND)
-async def get_post(post_id: uuid.UUID, session: SessionDep) -> PostRead:
-    return PostRead.model_validate(await repository.get_post(session, post_id))
+async def get_post(post_id: uuid.UUID, session: {% if db != "sqlite" %}PrimaryReadSession{% else %}ReadSession{% endif %}) -> PostRead:
+    return await repository.get_post(session, post_id)

@@ -1,32 +1,59 @@
 """Data access for users: every query the example domain needs, in one module.
 
-Functions take the request's session and never commit: the session dependency
-commits once, when the endpoint has succeeded.
-Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/index.html
+Reads select the columns their response needs and build the response models from
+the rows (no identity map, no instrumented objects to build and throw away): the
+cheap path for the hot endpoints. Writes load entities, so that the unit of work,
+optimistic locking and relationships do their job. Functions take the request's
+session and never commit: the session dependency commits once, when the endpoint
+has succeeded.
+Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/select.html#selecting-orm-entities-and-attributes
 """
 
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.db.pagination import Keyset, Page, Position
 from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError
 from app.posts.models import Post
-from app.users.models import Role, User
-from app.users.schemas import UserCreate, UserImportResult, UserUpdate
+from app.users.models import Role, User, user_roles
+from app.users.schemas import (
+    PostSummary,
+    RoleRead,
+    UserCreate,
+    UserImportResult,
+    UserRead,
+    UserUpdate,
+)
 
-# The user's posts and roles come in one extra SELECT each, whatever the page size.
-# Posts without their bodies (a response shows summaries): touching an unloaded
-# column raises instead of quietly costing a query per post.
-WITH_POSTS_AND_ROLES = (
-    selectinload(User.posts).load_only(
-        Post.id, Post.title, Post.view_count, Post.created_at, raiseload=True
-    ),
-    selectinload(User.roles),
+# A UserRead carries at most this many posts (the newest) and its post_count; roles
+# are capped when assigned. No response grows with the size of a user's history.
+LATEST_POSTS = 5
+MAX_ROLES = 20
+USERS = Keyset(User.created_at, User.id)
+
+_POST_COUNT = (
+    select(func.count(Post.id))
+    .where(Post.author_id == User.id)
+    .correlate(User)
+    .scalar_subquery()
+    .label("post_count")
+)
+_USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.full_name,
+    User.version,
+    User.created_at,
+    User.updated_at,
+    _POST_COUNT,
 )
 
 
@@ -34,40 +61,136 @@ def _email_taken(email: str) -> ConflictError:
     return ConflictError(f"a user with email {email!r} already exists")
 
 
-async def create_user(session: AsyncSession, data: UserCreate) -> User:
-    """The unique constraint decides, not a SELECT first: two concurrent requests
-    cannot both pass it. A 409 fails the request, whose transaction the session
-    dependency then rolls back, so no savepoint is needed here."""
-    user = User(email=data.email, full_name=data.full_name, posts=[], roles=[])
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise _email_taken(data.email) from exc
-    return user
+async def _latest_posts(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[PostSummary]]:
+    """Each user's LATEST_POSTS newest posts, for all the users in one query."""
+    rank = (
+        func.row_number()
+        .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
+        .label("rank")
+    )
+    ranked = (
+        select(Post.id, Post.author_id, Post.title, Post.view_count, Post.created_at, rank)
+        .where(Post.author_id.in_(user_ids))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(ranked).where(ranked.c.rank <= LATEST_POSTS).order_by(ranked.c.rank)
+    )
+    posts: dict[uuid.UUID, list[PostSummary]] = defaultdict(list)
+    for row in rows:
+        posts[row.author_id].append(
+            PostSummary(
+                id=row.id, title=row.title, view_count=row.view_count, created_at=row.created_at
+            )
+        )
+    return posts
+
+
+async def _roles(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[RoleRead]]:
+    rows = await session.execute(
+        select(user_roles.c.user_id, Role.name)
+        .join(Role, Role.id == user_roles.c.role_id)
+        .where(user_roles.c.user_id.in_(user_ids))
+        .order_by(Role.name)
+    )
+    roles: dict[uuid.UUID, list[RoleRead]] = defaultdict(list)
+    for user_id, name in rows:
+        roles[user_id].append(RoleRead(name=name))
+    return roles
+
+
+async def _with_details(
+    session: AsyncSession, rows: Sequence[Row[*tuple[Any, ...]]]
+) -> list[UserRead]:
+    """UserReads for rows of _USER_COLUMNS: two more queries, whatever the page size."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    posts, roles = await _latest_posts(session, ids), await _roles(session, ids)
+    return [
+        UserRead(
+            id=row.id,
+            email=row.email,
+            full_name=row.full_name,
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            post_count=row.post_count,
+            roles=roles.get(row.id, []),
+            latest_posts=posts.get(row.id, []),
+        )
+        for row in rows
+    ]
 
 
 async def list_users(
-    session: AsyncSession, *, limit: int, offset: int, email_contains: str | None = None
-) -> Sequence[User]:
-    stmt = select(User).options(*WITH_POSTS_AND_ROLES).order_by(User.created_at, User.id)
+    session: AsyncSession,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: Position | None = None,
+    email_contains: str | None = None,
+) -> Page[UserRead]:
+    """Users in creation order, a page at a time (see app.db.pagination)."""
+    stmt = select(*_USER_COLUMNS).order_by(*USERS.order_by())
     if email_contains:
+        # Emails are stored lower-case, so this is a case-insensitive search.
         stmt = stmt.where(User.email.contains(email_contains.lower(), autoescape=True))
-    result = await session.scalars(stmt.limit(limit).offset(offset))
-    return result.all()
+    if after is not None:
+        stmt = stmt.where(USERS.after(after))
+    rows = (await session.execute(stmt.offset(offset).limit(limit + 1))).all()
+    users = await _with_details(session, rows[:limit])
+    more = len(rows) > limit
+    return Page(users, Position(users[-1].created_at, users[-1].id) if more else None)
 
 
-async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
-    user = await session.scalar(
-        select(User).where(User.id == user_id).options(*WITH_POSTS_AND_ROLES)
-    )
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> UserRead:
+    rows = (await session.execute(select(*_USER_COLUMNS).where(User.id == user_id))).all()
+    if not rows:
+        raise NotFoundError(f"user {user_id} not found")
+    return (await _with_details(session, rows))[0]
+
+
+async def _load_user(session: AsyncSession, user_id: uuid.UUID, *, roles: bool = False) -> User:
+    """The entity, for a write (a SELECT, so the soft-delete filter applies)."""
+    stmt = select(User).where(User.id == user_id)
+    if roles:
+        stmt = stmt.options(selectinload(User.roles))
+    user = await session.scalar(stmt)
     if user is None:
         raise NotFoundError(f"user {user_id} not found")
     return user
 
 
-async def update_user(session: AsyncSession, user_id: uuid.UUID, data: UserUpdate) -> User:
-    user = await get_user(session, user_id)
+async def create_user(session: AsyncSession, data: UserCreate) -> UserRead:
+    """The unique index decides, not a SELECT first: two concurrent requests
+    cannot both pass it. A 409 fails the request, whose transaction the session
+    dependency then rolls back, so no savepoint is needed here."""
+    user = User(email=data.email, full_name=data.full_name)
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise _email_taken(data.email) from exc
+    return UserRead(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        version=user.version,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+        post_count=0,
+        roles=[],
+        latest_posts=[],
+    )
+
+
+async def update_user(session: AsyncSession, user_id: uuid.UUID, data: UserUpdate) -> UserRead:
+    user = await _load_user(session, user_id)
     if data.version is not None and data.version != user.version:
         raise ConflictError(
             f"user {user_id} is at version {user.version}, not {data.version}; "
@@ -80,22 +203,20 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, data: UserUpdat
         await session.flush()  # UPDATE ... WHERE version = :read_version
     except IntegrityError as exc:
         raise _email_taken(data.email or "") from exc
-    return user
+    return await get_user(session, user_id)
 
 
 async def soft_delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """Hide the user and their posts (one UPDATE for all of them); rows stay for
-    audits and undo."""
-    user = await session.get(User, user_id)
-    if user is None or user.is_deleted:
-        raise NotFoundError(f"user {user_id} not found")
+    """Hide the user, then their posts (one UPDATE for all of them); rows stay for
+    audits and undo. The email becomes free for a new account."""
+    user = await _load_user(session, user_id)
     user.mark_deleted()
+    await session.flush()
     await session.execute(
         update(Post)
         .where(Post.author_id == user_id, Post.is_deleted.is_(False))
         .values(is_deleted=True, deleted_at=user.deleted_at)
     )
-    await session.flush()
 
 
 async def import_users(session: AsyncSession, rows: Sequence[UserCreate]) -> list[UserImportResult]:
@@ -129,22 +250,24 @@ async def get_or_create_role(session: AsyncSession, name: str) -> Role:
     return role
 
 
-async def assign_role(session: AsyncSession, user_id: uuid.UUID, role_name: str) -> User:
-    user = await get_user(session, user_id)
-    role = await get_or_create_role(session, role_name)
-    if role not in user.roles:
-        user.roles.append(role)
+async def assign_role(session: AsyncSession, user_id: uuid.UUID, role_name: str) -> UserRead:
+    user = await _load_user(session, user_id, roles=True)
+    if role_name not in {role.name for role in user.roles}:
+        if len(user.roles) >= MAX_ROLES:
+            raise ConflictError(f"user {user_id} already has the maximum of {MAX_ROLES} roles")
+        user.roles.append(await get_or_create_role(session, role_name))
         # The roles are part of the user a client reads: touching the row bumps
         # `version` too, so a client holding the old version sees the change.
         user.updated_at = utcnow()
         await session.flush()
-    return user
+    return await get_user(session, user_id)
 
 
 async def users_with_post_counts(
     session: AsyncSession, *, limit: int
 ) -> Sequence[Row[uuid.UUID, str, int]]:
-    """Aggregation: one GROUP BY instead of loading every post."""
+    """Aggregation: one GROUP BY instead of loading every post. A bounded top-N
+    report (at most `limit` rows), not a list to page through."""
     post_count = func.count(Post.id).label("post_count")
     stmt = (
         select(User.id, User.email, post_count)

@@ -56,6 +56,9 @@ class RoleRead(BaseModel):
 
 
 class UserRead(BaseModel):
+    """A user with a bounded view of their posts: the newest few and how many there
+    are. All of them: `GET /api/v1/users/{id}/posts`, page by page."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -65,7 +68,8 @@ class UserRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     roles: list[RoleRead]
-    posts: list[PostSummary]
+    post_count: int
+    latest_posts: list[PostSummary]
 
 
 class UserPostCount(BaseModel):

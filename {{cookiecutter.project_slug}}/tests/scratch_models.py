@@ -1,0 +1,23 @@
+"""A model that exists only in the tests, to prove the database layer without the
+example domain: the mixins, the soft-delete filter, UTC timestamps, the sessions.
+
+Its table is TEMPORARY: created on the test's own connection, invisible to every
+other connection and to the migrations' model comparison, and dropped afterwards.
+"""
+
+from sqlalchemy import MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.db.base import NAMING_CONVENTION
+from app.db.mixins import SoftDeleteMixin, TimestampMixin, UUIDPrimaryKeyMixin
+
+
+class ScratchBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Widget(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, ScratchBase):
+    __tablename__ = "scratch_widgets"
+    __table_args__ = {"prefixes": ["TEMPORARY"]}
+
+    name: Mapped[str] = mapped_column(String(100))
