@@ -149,16 +149,20 @@ async def client(app: FastAPI) -> AsyncIterator[AsyncClient]:
 
 
 @pytest.fixture
-async def live_client(engine: AsyncEngine, test_settings: Settings) -> AsyncIterator[AsyncClient]:
-    """The app with its own engine and real commits, for concurrency tests.
-
-    Its lifespan runs as in production; afterwards every table is emptied.
-    """
-    async with serve(create_app(test_settings)) as client:
-        yield client
+async def committed(engine: AsyncEngine) -> AsyncIterator[None]:
+    """For tests whose writes really commit: every table is emptied afterwards."""
+    yield
     async with engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             await conn.execute(table.delete())
+
+
+@pytest.fixture
+async def live_client(committed: None, test_settings: Settings) -> AsyncIterator[AsyncClient]:
+    """The app with its own engines and real commits, for concurrency tests; its
+    lifespan runs as in production."""
+    async with serve(create_app(test_settings)) as client:
+        yield client
 
 
 @pytest.fixture

@@ -1,11 +1,14 @@
 """Helpers shared by the fixtures and the tests."""
 
+import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import event
@@ -34,6 +37,27 @@ async def serve(app: FastAPI) -> AsyncIterator[AsyncClient]:
         transport = ASGITransport(app=app, raise_app_exceptions=False)
         async with AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@asynccontextmanager
+async def running_server(app: FastAPI) -> AsyncIterator[tuple[str, int]]:
+    """The app under a real uvicorn on a free loopback port, in this event loop:
+    for tests that need real sockets (slow clients, streaming). Yields (host, port)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, lifespan="on", log_config=None, timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises why it stopped
+            await asyncio.sleep(0.01)
+        yield sock.getsockname()
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
 
 
 @contextmanager

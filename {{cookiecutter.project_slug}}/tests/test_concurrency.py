@@ -1,15 +1,29 @@
-"""Concurrent writers, with real commits: no lost, duplicated or phantom writes."""
+"""Concurrency with real commits: no lost, duplicated or phantom writes, and a slow
+reader that holds up nobody."""
 
 import asyncio
+import socket
+import time
+import uuid
 from typing import Any
 
 from httpx import AsyncClient
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.engine import Engines
+from app.db.session import create_session_factories
+from app.main import create_app
+from app.posts.models import Post
+from app.settings import Settings
 from app.users.models import Role, User
+from app.users.repository import get_or_create_role
+from tests.helpers import running_server
 
 USERS = "/api/v1/users"
+# Enough NDJSON (about 7 MB) to fill every buffer between the export and a client
+# that stops reading, so the export stays open, mid-stream, in its read transaction.
+EXPORT_ROWS = 50_000
 
 
 async def _count_users(engine: AsyncEngine, email: str) -> int:
@@ -78,3 +92,92 @@ async def test_concurrent_first_use_of_a_role_creates_it_once(
     async with engine.connect() as conn:
         roles = await conn.scalar(select(func.count()).select_from(Role.__table__))
     assert roles == 1
+
+
+async def test_get_or_create_role_takes_the_row_a_concurrent_writer_committed(
+    committed: None, engines: Engines
+) -> None:
+    """Our SELECT misses the role, another transaction inserts and commits it while
+    our INSERT waits on the unique index: the savepoint takes our INSERT back and we
+    read theirs, and the request goes on."""
+    factories = create_session_factories(engines)
+    async with factories.write() as theirs, factories.write() as ours:
+        await theirs.begin()
+        theirs.add(Role(name="auditor"))
+        await theirs.flush()  # inserted, not committed: the index entry is theirs
+        await ours.begin()
+        mine = asyncio.create_task(get_or_create_role(ours, "auditor"))
+        await asyncio.sleep(0.3)  # our SELECT has seen nothing; our INSERT waits
+        await theirs.commit()
+        role = await asyncio.wait_for(mine, timeout=10)
+        await ours.commit()
+    async with engines.writer.connect() as conn:
+        stored = (await conn.execute(select(Role.__table__.c.id, Role.__table__.c.name))).all()
+    assert [(row.id, row.name) for row in stored] == [(role.id, "auditor")]
+
+
+async def _read_http_head(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n\r\n")
+
+
+async def _read_chunked_body(reader: asyncio.StreamReader) -> bytes:
+    body = bytearray()
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+        if size == 0:
+            return bytes(body)
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)
+
+
+async def _each_answers_within_a_second(host: str, port: int, author_id: uuid.UUID) -> None:
+    requests = [
+        ("GET", "/health", None),
+        ("GET", USERS, None),
+        ("POST", USERS, {"email": "meanwhile@example.com", "full_name": "M"}),
+        ("POST", f"{USERS}/{author_id}/posts", {"title": "Meanwhile", "body": "."}),
+    ]
+    async with AsyncClient(base_url=f"http://{host}:{port}", timeout=5) as client:
+        for method, path, body in requests:
+            started = time.monotonic()
+            response = await client.request(method, path, json=body)
+            assert response.status_code in (200, 201), (path, response.text)
+            assert time.monotonic() - started < 1, f"{method} {path} waited for the export"
+
+
+async def test_a_slow_export_blocks_neither_reads_nor_writes(
+    committed: None, engine: AsyncEngine, test_settings: Settings
+) -> None:
+    author_id = uuid.uuid4()
+    async with engine.begin() as conn:
+        await conn.execute(insert(User), [{"id": author_id, "email": "x@x.io", "full_name": "X"}])
+        await conn.execute(
+            insert(Post),
+            [
+                {"author_id": author_id, "title": f"Post {i}", "body": "."}
+                for i in range(EXPORT_ROWS)
+            ],
+        )
+    app = create_app(test_settings.model_copy(update={"log_requests": False}))
+    async with running_server(app) as (host, port):
+        # A client that reads the first bytes of the export, then nothing: a tiny
+        # receive window, so the server's sends block with the export mid-stream.
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(slow, (host, port))
+        reader, writer = await asyncio.open_connection(sock=slow, limit=4096)
+        try:
+            writer.write(b"GET /api/v1/posts/export HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert b" 200 " in (await _read_http_head(reader)).split(b"\r\n")[0]
+            await asyncio.sleep(0.5)
+            pool = app.state.engines.reader.pool
+            assert pool.checkedout() == 1, "the export should still hold its connection"
+            await _each_answers_within_a_second(host, port, author_id)
+            assert pool.checkedout() == 1, "the export finished early: the test proved nothing"
+            exported = (await _read_chunked_body(reader)).splitlines()
+        finally:
+            writer.close()
+    # One snapshot: every post from before the export, not the one written meanwhile.
+    assert len(exported) == EXPORT_ROWS
+    assert b"Meanwhile" not in b"".join(exported)
