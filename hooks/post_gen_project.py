@@ -57,6 +57,8 @@ EXAMPLE_PATHS = (
     "scripts/explain_queries.py",
 )
 DOCKER_PATHS = ("Dockerfile", ".dockerignore", "docker-compose.yml")
+# Only for a database server (a replica, or several processes sharing one).
+SERVER_DATABASE_PATHS = ("tests/test_replica.py",)
 CI_PATHS = {"github": (".github",), "gitlab": (".gitlab-ci.yml",)}
 # .env.example holds this placeholder for every secret (SECRET_KEY, and the database
 # password docker-compose.yml reads); .env gets a fresh random value for each.
@@ -109,6 +111,8 @@ def unwanted_paths() -> list[str]:
         unwanted += EXAMPLE_PATHS
     if USE_DOCKER == "no":
         unwanted += DOCKER_PATHS
+    if DATABASE == "sqlite":
+        unwanted += SERVER_DATABASE_PATHS
     for ci, paths in CI_PATHS.items():
         if ci != CI:
             unwanted += paths

@@ -16,6 +16,7 @@ from tests.variants import (
     EXAMPLE_PATHS,
     LINT_VARIANTS,
     PYTHON_VERSIONS,
+    SERVER_DATABASE_PATHS,
     VARIANTS,
     YES_NO,
     Variant,
@@ -105,6 +106,8 @@ def test_option_files_present_only_when_asked(bakery: Bakery, variant: Variant) 
     assert docker == (list(DOCKER_PATHS) if variant.use_docker == "yes" else [])
     ci = [name for name, path in CI_PATHS.items() if (project / path).exists()]
     assert ci == ([variant.ci] if variant.ci != "none" else [])
+    server_only = [p for p in SERVER_DATABASE_PATHS if (project / p).exists()]
+    assert server_only == ([] if variant.database == "sqlite" else list(SERVER_DATABASE_PATHS))
 
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v not in LINT_VARIANTS], ids=str)

@@ -24,7 +24,7 @@ from tests.conftest import (
     render_template_file,
     run,
 )
-from tests.variants import CI_PATHS, DATABASES, DOCKER_PATHS, EXAMPLE_PATHS
+from tests.variants import CI_PATHS, DATABASES, DOCKER_PATHS, EXAMPLE_PATHS, SERVER_DATABASE_PATHS
 
 DEFAULT_SLUG_ERROR = (
     "use lowercase letters, digits, '-' or '_', starting with a letter and ending with "
@@ -397,6 +397,7 @@ def post_gen(tmp_path: Path) -> Any:
 def test_pruned_paths_match_the_tests(post_gen: Any) -> None:
     assert post_gen.EXAMPLE_PATHS == EXAMPLE_PATHS
     assert post_gen.DOCKER_PATHS == DOCKER_PATHS
+    assert post_gen.SERVER_DATABASE_PATHS == SERVER_DATABASE_PATHS
     assert {ci: paths[0] for ci, paths in post_gen.CI_PATHS.items()} == {
         ci: path.split("/")[0] for ci, path in CI_PATHS.items()
     }
@@ -405,10 +406,17 @@ def test_pruned_paths_match_the_tests(post_gen: Any) -> None:
 @pytest.mark.parametrize(
     ("answers", "removed"),
     [
-        ({}, [".gitlab-ci.yml"]),
-        ({"ci": "gitlab"}, [".github"]),
-        ({"ci": "none", "use_docker": "no"}, [".github", ".gitlab-ci.yml", *DOCKER_PATHS]),
-        ({"include_example_models": "no", "ci": "gitlab"}, [*EXAMPLE_PATHS, ".github"]),
+        ({}, [".gitlab-ci.yml", *SERVER_DATABASE_PATHS]),
+        ({"database": "postgresql"}, [".gitlab-ci.yml"]),
+        ({"ci": "gitlab", "database": "mysql"}, [".github"]),
+        (
+            {"ci": "none", "use_docker": "no", "database": "mysql"},
+            [".github", ".gitlab-ci.yml", *DOCKER_PATHS],
+        ),
+        (
+            {"include_example_models": "no", "ci": "gitlab"},
+            [*EXAMPLE_PATHS, ".github", *SERVER_DATABASE_PATHS],
+        ),
     ],
 )
 def test_unwanted_paths_follow_the_answers(

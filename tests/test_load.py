@@ -6,14 +6,6 @@ or a 409 (never a 5xx), and afterwards the database holds exactly the users whos
 """
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,54 +13,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from tests.baked_app import serve_baked
 from tests.conftest import RUN_ID, Bakery, DatabaseServer, python, run, tail
 from tests.variants import DATABASES, TEST_PYTHON_VERSION, Variant
 
 REQUESTS = 300
 DISTINCT_EMAILS = 100  # so each email is sent three times, concurrently
 CONCURRENCY = 60
-STARTUP_TIMEOUT = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def uvicorn(project: Path, database_url: str) -> Iterator[str]:
-    """The baked app in its own process, as it runs in production."""
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "LOG_REQUESTS": "false"}
-    server = subprocess.Popen(
-        python("-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)),
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not come up:\n{server.communicate()[0]}")
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        server.terminate()
-        output, _ = server.communicate(timeout=STARTUP_TIMEOUT)
-        # uvicorn re-raises SIGTERM after a clean shutdown: -15 is the normal exit.
-        assert server.returncode in (0, -signal.SIGTERM), output
-        assert "Application shutdown complete" in output
 
 
 async def _drive(base_url: str) -> list[httpx.Response]:
@@ -107,7 +58,7 @@ def test_concurrent_creates_lose_nothing_and_invent_nothing(
     )
     assert migrated.returncode == 0, tail(migrated.stdout)
 
-    with uvicorn(project, url) as base_url:
+    with serve_baked(project, {"DATABASE_URL": url}) as base_url:
         responses = asyncio.run(_drive(base_url))
 
     statuses = [r.status_code for r in responses]

@@ -87,6 +87,8 @@ EXAMPLE_PATHS = (
     "tests/test_pagination.py",
     "scripts/explain_queries.py",
 )
+# Removed by the post-generation hook when database == "sqlite".
+SERVER_DATABASE_PATHS = ("tests/test_replica.py",)
 # Present only with use_docker == "yes".
 DOCKER_PATHS = ("Dockerfile", ".dockerignore", "docker-compose.yml")
 # Present only with the matching ci answer.

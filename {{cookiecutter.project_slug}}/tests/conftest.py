@@ -11,6 +11,7 @@ Docs: https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#joining-a-s
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 {%- if db == "sqlite" %}
 from pathlib import Path
@@ -163,6 +164,15 @@ async def live_client(committed: None, test_settings: Settings) -> AsyncIterator
     lifespan runs as in production."""
     async with serve(create_app(test_settings)) as client:
         yield client
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts connections and never says a word: a hung server."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ A database outage is answered fast with 503 + Retry-After and recovers by itself
 a configuration error or a bug is a logged 500, never a retryable 503.
 """
 
+import asyncio
 import time
 
 import pytest
@@ -27,14 +28,12 @@ from tests.helpers import log_entries, serve
 # A file under a directory that does not exist: it cannot be opened.
 MISCONFIGURED_URL = "sqlite+aiosqlite:////nonexistent-directory/misconfigured.db"
 {%- elif db == "postgresql" -%}
-UNREACHABLE_URL = "postgresql+asyncpg://postgres@127.0.0.1:1/unreachable"
 MISCONFIGURED_URLS = {
     "unknown database": "postgresql+asyncpg://postgres@127.0.0.1:5432/no_such_database_ckt",
     "unknown user": "postgresql+asyncpg://no_such_user_ckt@127.0.0.1:5432/postgres",
 }
 SLOW_QUERY = "SELECT pg_sleep(2)"
 {%- else -%}
-UNREACHABLE_URL = "mysql+aiomysql://root@127.0.0.1:1/unreachable"
 MISCONFIGURED_URLS = {
     "unknown database": "mysql+aiomysql://root@127.0.0.1:3306/no_such_database_ckt",
     "refused login": "mysql+aiomysql://no_such_user_ckt:wrong@127.0.0.1:3306/mysql",
@@ -75,8 +74,10 @@ def app_with_probes(
 
 
 async def timed(client: AsyncClient, method: str, path: str) -> tuple[Response, float]:
+    """The response and how long it took; a request that hangs fails the test."""
     started = time.monotonic()
-    response = await client.request(method, path)
+    async with asyncio.timeout(15):
+        response = await client.request(method, path)
     return response, time.monotonic() - started
 
 
@@ -93,8 +94,15 @@ def assert_internal_error(response: Response) -> None:
 {%- if db != "sqlite" %}
 
 
-async def test_unreachable_database_starts_and_answers_503_fast(test_settings: Settings) -> None:
-    unreachable = test_settings.model_copy(update={"database_url": UNREACHABLE_URL})
+@pytest.mark.parametrize("failure", ["refused", "silent"])
+async def test_unreachable_database_starts_and_answers_503_fast(
+    test_settings: Settings, silent_server: int, failure: str
+) -> None:
+    port = 1 if failure == "refused" else silent_server
+    url = test_settings.url.set(host="127.0.0.1", port=port)
+    unreachable = test_settings.model_copy(
+        update={"database_url": url.render_as_string(hide_password=False), "db_connect_timeout": 1}
+    )
     async with serve(app_with_probes(unreachable)) as client:
         for method, path in PROBES:
             response, elapsed = await timed(client, method, path)

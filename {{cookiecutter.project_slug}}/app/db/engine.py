@@ -228,16 +228,19 @@ COMMIT.) The replica, when configured, has a pool of its own.
 Docs: https://docs.sqlalchemy.org/en/20/dialects/mysql.html#module-sqlalchemy.dialects.mysql.aiomysql
 """
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import aiomysql
 from sqlalchemy import event
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from app.settings import PoolOptions, Settings
 
+CANNOT_CONNECT = 2003
 # UTC so DATETIME columns hold UTC; strict mode so bad data is an error, not a
 # silent truncation.
 SESSION_SETUP = (
@@ -300,7 +303,26 @@ def _create_engine(
         **pooling,
     )
     _limit_statement_time(engine, pool.statement_timeout_ms)
+    _bound_connect_time(engine, pool.connect_timeout)
     return engine
+
+
+def _bound_connect_time(engine: AsyncEngine, timeout: float) -> None:
+    """aiomysql's connect_timeout covers opening the TCP connection only: a server
+    that accepts it and then says nothing would hang every request that needs it.
+    The whole handshake is bounded here, and running out of time is reported as
+    the driver's "cannot connect" (2003), like a refused connection."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Dialect, _record: ConnectionPoolEntry, _cargs: Any, cparams: Any) -> None:
+        async def connect(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await asyncio.wait_for(aiomysql.connect(*args, **kwargs), timeout)
+            except TimeoutError as exc:
+                message = f"no handshake from the server within {timeout} s"
+                raise dialect.loaded_dbapi.OperationalError(CANNOT_CONNECT, message) from exc
+
+        cparams["async_creator_fn"] = connect
 
 
 def _limit_statement_time(engine: AsyncEngine, timeout_ms: int) -> None:

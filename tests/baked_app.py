@@ -1,0 +1,57 @@
+"""A baked project's app under uvicorn in a process of its own, as it runs in
+production, on a free loopback port."""
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import python
+from tests.pg_cluster import free_port
+
+STARTUP_TIMEOUT = 30
+
+
+@contextmanager
+def serve_baked(
+    project: Path, env: Mapping[str, str], *, args: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """`uvicorn app.main:create_app --factory` with `env` on top of this process's
+    environment; yields the base URL once the app answers. On the way out, a clean
+    shutdown is required."""
+    port = free_port()
+    server = subprocess.Popen(
+        python("-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port), *args),
+        cwd=project,
+        env={**os.environ, "LOG_REQUESTS": "false", **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            try:
+                if httpx.get(f"{base_url}/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                pytest.fail(f"uvicorn did not come up:\n{server.communicate()[0]}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        if server.poll() is None:
+            server.terminate()
+        output, _ = server.communicate(timeout=STARTUP_TIMEOUT)
+        # uvicorn re-raises SIGTERM after a clean shutdown: -15 is the normal exit.
+        assert server.returncode in (0, -signal.SIGTERM), output
+        assert "Application shutdown complete" in output, output
