@@ -1,76 +1,77 @@
-"""The baked app with a statement counter, for the statements-per-request column.
+"""Either app with a round-trip counter, for the round-trips-per-request column.
 
 Only used in the counting pass (never in a timed run):
 
-    python -m uvicorn count_sql:create_app --factory --app-dir <benchmarks> (cwd: the baked project)
+    python -m uvicorn count_sql:baked_app --factory --app-dir <benchmarks>  # cwd: the project
+    python -m uvicorn count_sql:reference_app --factory --app-dir <benchmarks>
 
-Counts what reaches the database through SQLAlchemy: every statement the engine
-executes (`before_cursor_execute`; one `executemany` batch counts once; SAVEPOINT,
-RELEASE and ROLLBACK TO are statements too), BEGIN/COMMIT/ROLLBACK (driver calls,
-seen through the engine's events) and the pool's pre-ping. `GET /__bench__/sql` returns the totals.
+Both apps talk to PostgreSQL through asyncpg, so both are counted in the same place:
+every asyncpg call that waits for the server once. A statement, a BEGIN, COMMIT or
+ROLLBACK (simple queries), the pool's pre-ping, a PREPARE that SQLAlchemy's statement
+cache missed, one fetch of a server-side cursor; an `executemany` counts once.
+`GET /__bench__/sql` returns the totals, by kind.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
+import asyncpg.cursor  # type: ignore[import-untyped]
+import asyncpg.prepared_stmt  # type: ignore[import-untyped]
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 COUNTS: Counter[str] = Counter()
 
-
-@event.listens_for(Engine, "before_cursor_execute")
-def _statement(
-    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
-) -> None:
-    COUNTS["statements"] += 1
-    COUNTS[statement.lstrip().split(None, 1)[0].upper()] += 1
-
-
-# SAVEPOINT, RELEASE and ROLLBACK TO are executed as statements (counted above);
-# BEGIN, COMMIT and ROLLBACK are driver calls, seen only through these events.
-for _name in ("begin", "commit", "rollback"):
-
-    def _make(name: str) -> Any:
-        def _listener(*_args: Any, **_kwargs: Any) -> None:
-            COUNTS["statements"] += 1
-            COUNTS[name.upper()] += 1
-
-        return _listener
-
-    event.listen(Engine, _name, _make(_name))
+# (class, method, kind): each call is one exchange with the server.
+ROUND_TRIPS = (
+    (asyncpg.Connection, "execute", "simple query"),  # BEGIN, COMMIT, ROLLBACK, ...
+    (asyncpg.Connection, "executemany", "executemany"),
+    (asyncpg.Connection, "fetch", "statement"),
+    (asyncpg.Connection, "fetchrow", "statement"),  # also the pre-ping: fetchrow(";")
+    (asyncpg.Connection, "fetchval", "statement"),
+    (asyncpg.Connection, "prepare", "prepare"),
+    (asyncpg.Connection, "copy_records_to_table", "copy"),
+    (asyncpg.prepared_stmt.PreparedStatement, "fetch", "statement"),
+    (asyncpg.prepared_stmt.PreparedStatement, "fetchrow", "statement"),
+    (asyncpg.prepared_stmt.PreparedStatement, "executemany", "executemany"),
+    (asyncpg.cursor.Cursor, "fetch", "cursor fetch"),
+)
 
 
-def _count_pings() -> None:
-    try:
-        from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg as Dialect
-    except ImportError:  # pragma: no cover - other databases
-        return
-    original = Dialect.do_ping
+def _counted(method: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        COUNTS["round_trips"] += 1
+        COUNTS[kind] += 1
+        return await method(*args, **kwargs)
 
-    def do_ping(self: Any, dbapi_connection: Any) -> bool:
-        COUNTS["statements"] += 1
-        COUNTS["PING"] += 1
-        result: bool = original(self, dbapi_connection)  # type: ignore[no-untyped-call]
-        return result
-
-    Dialect.do_ping = do_ping  # type: ignore[method-assign]
+    return wrapper
 
 
-_count_pings()
+for _cls, _name, _kind in ROUND_TRIPS:
+    setattr(_cls, _name, _counted(getattr(_cls, _name), _kind))
 
 
-def create_app() -> FastAPI:
-    from app.main import create_app as create_baked_app  # type: ignore[import-not-found]
-
-    app: FastAPI = create_baked_app()  # the baked project's factory
-
+def _with_counter(app: FastAPI) -> FastAPI:
     @app.get("/__bench__/sql", include_in_schema=False)
-    async def statements() -> JSONResponse:
+    async def round_trips() -> JSONResponse:
         return JSONResponse(dict(COUNTS))
 
     return app
+
+
+def baked_app() -> FastAPI:
+    from app.main import create_app  # type: ignore[import-not-found]
+
+    return _with_counter(create_app())
+
+
+def reference_app() -> FastAPI:
+    from reference_app import create_app  # type: ignore[import-not-found]
+
+    return _with_counter(create_app())

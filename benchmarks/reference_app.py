@@ -12,12 +12,15 @@ validation of the response, and the session/savepoint choreography.
 
 `POST /api/v1/users/{id}/posts/bulk?method=executemany|copy` inserts with
 `executemany` (the default) or `copy_records_to_table`.
-`GET /__bench__/sql` returns how many statements the app has sent so far
-(transaction BEGIN/COMMIT included), for the statements-per-request column.
+Lists page like the baked app: `cursor` (the same signed format, with the baked
+app's SECRET_KEY) and an RFC 8288 `Link` header for the next page.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import uuid
@@ -58,17 +61,24 @@ class PostBulkCreate(BaseModel):
     posts: list[PostCreate] = Field(min_length=1, max_length=10_000)
 
 
-USERS_PAGE = (
-    "SELECT id, email, full_name, version, created_at, updated_at FROM users"
-    " WHERE is_deleted IS false ORDER BY created_at, id LIMIT $1 OFFSET $2"
+# What the baked app's repositories send, written by hand: the page of users with
+# their post count, each one's newest posts (one window query) and their roles.
+USER_COLUMNS = (
+    "SELECT u.id, u.email, u.full_name, u.version, u.created_at, u.updated_at,"
+    " (SELECT count(p.id) FROM posts AS p WHERE p.author_id = u.id AND p.is_deleted IS false)"
+    " AS post_count FROM users AS u WHERE u.is_deleted IS false"
 )
-USER_BY_ID = (
-    "SELECT id, email, full_name, version, created_at, updated_at FROM users"
-    " WHERE id = $1 AND is_deleted IS false"
+USERS_PAGE = USER_COLUMNS + " ORDER BY u.created_at, u.id LIMIT $1 OFFSET $2"
+USERS_PAGE_AFTER = (
+    USER_COLUMNS + " AND (u.created_at, u.id) > ($3, $4) ORDER BY u.created_at, u.id LIMIT $1"
+    " OFFSET $2"
 )
-POSTS_OF = (
-    "SELECT author_id, id, title, view_count, created_at FROM posts"
-    " WHERE author_id = ANY($1::uuid[]) AND is_deleted IS false ORDER BY created_at DESC"
+USER_BY_ID = USER_COLUMNS + " AND u.id = $1"
+POSTS_OF = (  # the newest 5 posts of each user
+    "SELECT author_id, id, title, view_count, created_at FROM (SELECT author_id, id, title,"
+    " view_count, created_at, row_number() OVER (PARTITION BY author_id ORDER BY created_at DESC,"
+    " id DESC) AS rank FROM posts WHERE author_id = ANY($1::uuid[]) AND is_deleted IS false)"
+    " AS ranked WHERE rank <= 5 ORDER BY rank"
 )
 ROLES_OF = (
     "SELECT ur.user_id, r.name FROM user_roles AS ur JOIN roles AS r ON r.id = ur.role_id"
@@ -103,10 +113,6 @@ def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-class Counter:
-    statements = 0
-
-
 def json_response(content: Any, status_code: int = 200) -> Response:
     return Response(dumps(content).encode(), status_code, media_type="application/json")
 
@@ -117,7 +123,6 @@ async def users_with_children(
     ids = [u["id"] for u in users]
     posts = await conn.fetch(POSTS_OF, ids)
     roles = await conn.fetch(ROLES_OF, ids)
-    Counter.statements += 2
     out: dict[Any, dict[str, Any]] = {}
     for u in users:
         out[u["id"]] = {
@@ -128,12 +133,13 @@ async def users_with_children(
             "created_at": iso(u["created_at"]),
             "updated_at": iso(u["updated_at"]),
             "roles": [],
-            "posts": [],
+            "post_count": u["post_count"],
+            "latest_posts": [],
         }
     for author_id, name in roles:
         out[author_id]["roles"].append({"name": name})
     for author_id, post_id, title, view_count, created_at in posts:
-        out[author_id]["posts"].append(
+        out[author_id]["latest_posts"].append(
             {
                 "id": str(post_id),
                 "title": title,
@@ -144,8 +150,40 @@ async def users_with_children(
     return list(out.values())
 
 
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(secret: str, path: str, payload: bytes) -> bytes:
+    scope = json.dumps([path, []]).encode()  # no filters in the benchmarked lists
+    return hmac.new(secret.encode(), scope + b"\0" + payload, hashlib.sha256).digest()[:16]
+
+
+def encode_cursor(secret: str, path: str, created_at: datetime, user_id: uuid.UUID) -> str:
+    """The baked app's cursor format: the last row's key, signed with the query."""
+    payload = json.dumps([created_at.isoformat(), user_id.hex]).encode()
+    return f"{_b64(payload)}.{_b64(_signature(secret, path, payload))}"
+
+
+def decode_cursor(secret: str, path: str, cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        payload_text, signature_text = cursor.split(".")
+        payload, signature = _unb64(payload_text), _unb64(signature_text)
+        if not hmac.compare_digest(signature, _signature(secret, path, payload)):
+            raise ValueError("bad signature")
+        created_at, id_hex = json.loads(payload)
+        return datetime.fromisoformat(created_at), uuid.UUID(hex=id_hex)
+    except ValueError as exc:
+        raise HTTPException(422, f"invalid cursor: {exc}") from None
+
+
 def create_app() -> FastAPI:
     dsn = os.environ.get("DSN", "postgresql://postgres@127.0.0.1:5432/bench_svc_bench")
+    secret = os.environ["SECRET_KEY"]  # the baked app's, so both sign the same cursors
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -168,27 +206,33 @@ def create_app() -> FastAPI:
             await conn.fetchval("SELECT 1")
         return json_response({"status": "ok", "database": "ok"})
 
-    @app.get("/__bench__/sql")
-    async def statements() -> Response:
-        return json_response({"statements": Counter.statements})
-
     @app.get("/api/v1/users")
     async def list_users(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
-        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1000)] = 0,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
     ) -> Response:
+        path = request.url.path
         async with request.app.state.pool.acquire() as conn:
-            users = await conn.fetch(USERS_PAGE, limit, offset)
-            Counter.statements += 1
-            body = await users_with_children(conn, users) if users else []
-        return json_response(body)
+            if cursor is None:
+                users = await conn.fetch(USERS_PAGE, limit + 1, offset)
+            else:
+                after = decode_cursor(secret, path, cursor)
+                users = await conn.fetch(USERS_PAGE_AFTER, limit + 1, offset, *after)
+            body = await users_with_children(conn, users[:limit]) if users else []
+        response = json_response(body)
+        if len(users) > limit:
+            last = users[limit - 1]
+            token = encode_cursor(secret, path, last["created_at"], last["id"])
+            url = request.url.remove_query_params("offset").include_query_params(cursor=token)
+            response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+        return response
 
     @app.get("/api/v1/users/{user_id}")
     async def get_user(user_id: uuid.UUID, request: Request) -> Response:
         async with request.app.state.pool.acquire() as conn:
             user = await conn.fetchrow(USER_BY_ID, user_id)
-            Counter.statements += 1
             if user is None:
                 raise HTTPException(404, f"user {user_id} not found")
             body = (await users_with_children(conn, [user]))[0]
@@ -204,8 +248,6 @@ def create_app() -> FastAPI:
                 raise HTTPException(
                     409, f"a user with email {data.email!r} already exists"
                 ) from None
-            finally:
-                Counter.statements += 1
         stamp = iso(now)
         body = {
             "id": str(user_id),
@@ -215,7 +257,8 @@ def create_app() -> FastAPI:
             "created_at": stamp,
             "updated_at": stamp,
             "roles": [],
-            "posts": [],
+            "post_count": 0,
+            "latest_posts": [],
         }
         return json_response(body, 201)
 
@@ -228,7 +271,6 @@ def create_app() -> FastAPI:
     ) -> Response:
         now = datetime.now(UTC)
         async with request.app.state.pool.acquire() as conn, conn.transaction():
-            Counter.statements += 3  # BEGIN, the author check, COMMIT
             if await conn.fetchval(AUTHOR_EXISTS, user_id) is None:
                 raise HTTPException(404, f"user {user_id} not found")
             if method == "copy":
@@ -239,7 +281,6 @@ def create_app() -> FastAPI:
             else:
                 args = [(uuid.uuid4(), user_id, p.title, p.body, now) for p in data.posts]
                 await conn.executemany(INSERT_POST, args)
-            Counter.statements += 1
         return json_response({"created": len(data.posts)}, 201)
 
     @app.get("/api/v1/posts/export")
@@ -248,7 +289,6 @@ def create_app() -> FastAPI:
 
         async def lines() -> AsyncIterator[bytes]:
             async with pool.acquire() as conn, conn.transaction():
-                Counter.statements += 3
                 cursor = await conn.cursor(EXPORT)
                 while batch := await cursor.fetch(1000):
                     yield "".join(

@@ -33,18 +33,23 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))  # run as a script: benchmarks/ is not a package then
+from benchmarks.reference_app import encode_cursor  # noqa: E402 -- one cursor format
+
 LOADGEN = HERE / "loadgen.py"
 RESULTS = HERE / "results"
 SLUG = "bench-svc"
-SCENARIOS = ("list", "get", "create", "bulk", "export")
-TARGETS = {"list": 0.6, "get": 0.7, "create": 0.7, "bulk": 0.5}
+SCENARIOS = ("list", "last page", "get", "create", "bulk", "export")
+# Issue 9's targets (list, get, create) and issue 5's (bulk): baked / reference.
+TARGETS = {"list": 0.45, "get": 0.35, "create": 0.4, "bulk": 0.5}
+SECRET_KEY = "benchmark-secret-key-not-for-production"  # noqa: S105 -- signs both apps' cursors
 EXPORT_MEMORY_TARGET_MB = 50.0
 
 
@@ -55,7 +60,7 @@ class Config:
     duration: float = 8.0
     warmup: float = 2.0
     concurrency: int = 16
-    users: int = 10_000
+    users: int = 20_000
     posts_per_user: int = 5
     page: int = 50
     bulk_rows: int = 10_000
@@ -114,6 +119,7 @@ def project_env(cfg: Config) -> dict[str, str]:
         {
             "DATABASE_URL": cfg.sqlalchemy_url,
             "ENVIRONMENT": "production",
+            "SECRET_KEY": SECRET_KEY,
             "DEBUG": "false",
             "DATABASE_ECHO": "false",
             "PYTHONDONTWRITEBYTECODE": "1",
@@ -168,6 +174,8 @@ class Seed:
     bulk_author: str
     posts: int
     users: int
+    # (created_at, id) of the seeded users in list order: where keyset pages start.
+    positions: list[tuple[datetime, uuid.UUID]] = field(default_factory=list)
 
 
 async def seed(cfg: Config) -> Seed:
@@ -184,9 +192,11 @@ async def seed(cfg: Config) -> Seed:
     users, posts, links = [], [], []
     roles = [(new_id(), name) for name in ("admin", "editor", "viewer")]
     user_ids = []
+    positions = []
     for i in range(cfg.users):
         uid, created = new_id(), base + timedelta(seconds=i)
         user_ids.append(uid)
+        positions.append((created, uid))
         users.append(
             (uid, f"user{i}@bench.example.com", f"User {i}", 1, created, created, False, None)
         )
@@ -254,7 +264,7 @@ async def seed(cfg: Config) -> Seed:
     finally:
         await conn.close()
     sample = rng.sample(user_ids, min(1000, len(user_ids)))
-    return Seed([str(u) for u in sample], str(bulk_author), len(posts), len(users))
+    return Seed([str(u) for u in sample], str(bulk_author), len(posts), len(users), positions)
 
 
 # --------------------------------------------------------------------------- servers
@@ -345,6 +355,13 @@ def http(method: str, url: str, body: Any = None, limit: int | None = None) -> t
         return exc.code, exc.read()
 
 
+def link(url: str) -> str | None:
+    """The response's Link header."""
+    with urllib.request.urlopen(url, timeout=120) as resp:  # noqa: S310 - loopback only
+        value: str | None = resp.headers.get("Link")
+        return value
+
+
 def read_lines(resp: Any, limit: int) -> bytes:
     lines = []
     for _ in range(limit):
@@ -407,6 +424,11 @@ def verify_same_responses(baked: Server, ref: Server, sd: Seed, cfg: Config) -> 
 
     q = f"/api/v1/users?limit={cfg.page}&offset=0"
     compare("list", http("GET", baked.base + q), http("GET", ref.base + q))
+    links = {name: link(base + q) for name, base in (("baked", baked.base), ("ref", ref.base))}
+    if links["baked"] != links["ref"] or links["baked"] is None:
+        raise AssertionError(f"list: the Link headers differ: {links}")
+    q = last_pages(sd, cfg)[-1]
+    compare("last page", http("GET", baked.base + q), http("GET", ref.base + q))
     q = f"/api/v1/users/{sd.sample_ids[0]}"
     compare("get", http("GET", baked.base + q), http("GET", ref.base + q))
 
@@ -459,6 +481,16 @@ def loadgen(job: dict[str, Any]) -> dict[str, Any]:
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
+def last_pages(sd: Seed, cfg: Config, count: int = 20) -> list[str]:
+    """Keyset pages among the last `count` of the seeded users, by their cursors."""
+    starts = range(max(1, len(sd.positions) - count * cfg.page), len(sd.positions), cfg.page)
+    return [
+        f"/api/v1/users?limit={cfg.page}&cursor="
+        + encode_cursor(SECRET_KEY, "/api/v1/users", *sd.positions[start - 1])
+        for start in starts
+    ]
+
+
 def request_spec(
     scenario: str, sd: Seed, cfg: Config, tag: str, body_file: Path | None, method: str = ""
 ) -> dict[str, Any]:
@@ -471,6 +503,8 @@ def request_spec(
                 for o in range(0, span - cfg.page + 1, cfg.page)
             ],
         }
+    if scenario == "last page":
+        return {"kind": "get", "paths": last_pages(sd, cfg)}
     if scenario == "get":
         return {"kind": "get", "paths": [f"/api/v1/users/{i}" for i in sd.sample_ids]}
     if scenario == "create":
@@ -562,54 +596,64 @@ def export_run(server: Server) -> dict[str, Any]:
 def count_statements(
     project: Path,
     env: dict[str, str],
+    ref_env: dict[str, str],
     cfg: Config,
     sd: Seed,
     logs: Path,
     body_file: Path,
-    ref: Server,
 ) -> dict[str, Any]:
-    """One request per scenario against a counting copy of the baked app and the reference."""
-    server = start_server(
-        "baked-count", "count_sql:create_app", project, env, cfg, logs, app_dir=HERE
-    )
+    """One request per scenario against counting copies of both apps (count_sql.py:
+    the same asyncpg calls counted in each); the loop is plain asyncio there."""
+    counting = replace(cfg, loop="asyncio")
+    baked = start_server("baked-count", "count_sql:baked_app", project, env, counting, logs, HERE)
+    try:
+        ref = start_server(
+            "ref-count", "count_sql:reference_app", project, ref_env, counting, logs, HERE
+        )
+    except BaseException:
+        baked.stop()
+        raise
     out: dict[str, Any] = {}
     try:
         for scenario in cfg.scenarios:
             counts: dict[str, Any] = {}
-            for name, srv in (("baked", server), ("reference", ref)):
+            for name, srv in (("baked", baked), ("reference", ref)):
+                send_one(scenario, srv, name, cfg, sd, body_file)  # warm the statement caches
                 before = json.loads(http("GET", srv.base + "/__bench__/sql")[1])
-                if scenario == "list":
-                    http("GET", srv.base + f"/api/v1/users?limit={cfg.page}&offset={cfg.page}")
-                elif scenario == "get":
-                    http("GET", srv.base + f"/api/v1/users/{sd.sample_ids[1]}")
-                elif scenario == "create":
-                    http(
-                        "POST",
-                        srv.base + "/api/v1/users",
-                        {
-                            "email": f"count-{name}-{uuid.uuid4().hex[:8]}@bench.example.com",
-                            "full_name": "Count",
-                        },
-                    )
-                elif scenario == "bulk":
-                    req = urllib.request.Request(  # noqa: S310
-                        srv.base + f"/api/v1/users/{sd.bulk_author}/posts/bulk",
-                        data=body_file.read_bytes(),
-                        method="POST",
-                        headers={"Content-Type": "application/json"},
-                    )
-                    with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310
-                        resp.read()
-                    clean_bulk(cfg, sd)
-                elif scenario == "export":
-                    http("GET", srv.base + "/api/v1/posts/export")
+                send_one(scenario, srv, name, cfg, sd, body_file)
                 after = json.loads(http("GET", srv.base + "/__bench__/sql")[1])
                 delta = {k: after.get(k, 0) - before.get(k, 0) for k in after}
                 counts[name] = {k: v for k, v in delta.items() if v}
             out[scenario] = counts
     finally:
-        server.stop()
+        baked.stop()
+        ref.stop()
     return out
+
+
+def send_one(scenario: str, srv: Server, name: str, cfg: Config, sd: Seed, body_file: Path) -> None:
+    """One request of the scenario (for the round-trip count)."""
+    if scenario == "list":
+        http("GET", srv.base + f"/api/v1/users?limit={cfg.page}&offset={cfg.page}")
+    elif scenario == "last page":
+        http("GET", srv.base + last_pages(sd, cfg)[-1])
+    elif scenario == "get":
+        http("GET", srv.base + f"/api/v1/users/{sd.sample_ids[1]}")
+    elif scenario == "create":
+        email = f"count-{name}-{uuid.uuid4().hex[:8]}@bench.example.com"
+        http("POST", srv.base + "/api/v1/users", {"email": email, "full_name": "Count"})
+    elif scenario == "bulk":
+        req = urllib.request.Request(  # noqa: S310
+            srv.base + f"/api/v1/users/{sd.bulk_author}/posts/bulk",
+            data=body_file.read_bytes(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310
+            resp.read()
+        clean_bulk(cfg, sd)
+    elif scenario == "export":
+        http("GET", srv.base + "/api/v1/posts/export")
 
 
 # --------------------------------------------------------------------------- report
@@ -653,10 +697,12 @@ def summarize(raw: dict[str, Any], statements: dict[str, Any]) -> list[dict[str,
                 "ref_p99_ms": median(
                     [r.get("p99_ms", r.get("elapsed_s", 0) * 1000) for r in runs[key]]
                 ),
-                "baked_statements": statements.get(scenario, {}).get("baked", {}).get("statements"),
+                "baked_statements": statements.get(scenario, {})
+                .get("baked", {})
+                .get("round_trips"),
                 "ref_statements": statements.get(scenario, {})
                 .get("reference", {})
-                .get("statements")
+                .get("round_trips")
                 if key == "reference"
                 else None,
             }
@@ -679,8 +725,8 @@ def render(rows: list[dict[str, Any]]) -> str:
         "target",
         "baked p50/p99 ms",
         "ref p50/p99 ms",
-        "SQL/req baked",
-        "SQL/req ref",
+        "round trips baked",
+        "round trips ref",
     ]
     lines = []
     for r in rows:
@@ -824,8 +870,8 @@ def benchmark(cfg: Config) -> dict[str, Any]:
                             for n, runs in raw[scenario].items()
                         )
                     )
-            statements = count_statements(project, env, cfg, sd, tmp, body_file, ref)
-            log(f"statements per request: {statements}")
+            statements = count_statements(project, env, ref_env, cfg, sd, tmp, body_file)
+            log(f"round trips per request: {statements}")
         finally:
             for srv in servers:
                 srv.stop()

@@ -69,6 +69,7 @@ PLACEHOLDER_SECRET = "change-me"  # noqa: S105 -- a placeholder, not a secret
 EXTRA_RUNTIME_DISTRIBUTIONS = ("greenlet",)
 MINIMUM_PYTHON = (3, 11)
 REQUIREMENT_PATTERN = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)")
+PYTHON_VERSION_MARKER = re.compile(r"python_version\s*(<=|>=|==|!=|<|>)\s*['\"]([0-9.]+)['\"]")
 
 DATABASE_HINT = (
     "Can the database file's folder be created, and is DATABASE_URL right?"
@@ -171,13 +172,34 @@ def _runtime_requirements(project: Path) -> list[str]:
     return [*dependencies, *EXTRA_RUNTIME_DISTRIBUTIONS]
 
 
+def _marker_applies(marker: str) -> bool:
+    """Whether an environment marker holds here; only python_version is evaluated
+    (the one kind the template writes), anything else counts as true."""
+    for operator, version in PYTHON_VERSION_MARKER.findall(marker):
+        here, there = sys.version_info[:2], _version_tuple(version)
+        holds = {
+            "<": here < there,
+            "<=": here <= there,
+            ">": here > there,
+            ">=": here >= there,
+            "==": here == there,
+            "!=": here != there,
+        }[operator]
+        if not holds:
+            return False
+    return True
+
+
 def missing_requirements(project: Path) -> list[str]:
     """The runtime requirements this interpreter lacks (or has too old)."""
     if sys.version_info < MINIMUM_PYTHON:
         return [f"python>={'.'.join(map(str, MINIMUM_PYTHON))}"]
     missing = []
-    for requirement in _runtime_requirements(project):
-        match = REQUIREMENT_PATTERN.fullmatch(requirement)
+    for entry in _runtime_requirements(project):
+        requirement, _, marker = entry.partition(";")
+        if not _marker_applies(marker):
+            continue
+        match = REQUIREMENT_PATTERN.fullmatch(requirement.strip())
         if match is None:
             missing.append(requirement)
             continue

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, PostgresServer
 
-SCENARIOS = {"list", "get", "create", "bulk", "export"}
+SCENARIOS = {"list", "last page", "get", "create", "bulk", "export"}
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from app.api import api_router
 {%- endif %}
 from app.db.engine import create_engines
-from app.db.session import create_session_factories
+from app.db.session import Database
 from app.db.slow_query_log import install_slow_query_log
 from app.errors import register_error_handlers
 from app.health import router as health_router
@@ -21,17 +21,18 @@ from app.settings import Settings, get_settings
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The engines of this process, disposed on shutdown so no connection outlives it."""
     settings: Settings = app.state.settings
-    configure_logging(settings)
+    log_writer = configure_logging(settings)
     engines = create_engines(settings)
     if settings.db_slow_query_ms is not None:
         for engine in engines.pools:
             install_slow_query_log(engine, settings.db_slow_query_ms)
     app.state.engines = engines
-    app.state.sessions = create_session_factories(engines)
+    app.state.database = Database(engines)
     try:
         yield
     finally:
         await engines.dispose()
+        log_writer.stop()  # after the last record: what is queued gets written
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

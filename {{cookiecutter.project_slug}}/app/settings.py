@@ -98,7 +98,7 @@ class Settings(BaseSettings):
 {%- endif %}
 {%- if db != "sqlite" %}
 
-    # A read replica: ReadSession goes there when it is set. Its pool fails faster
+    # A read replica: read connections go there when it is set. Its pool fails faster
     # than the primary's, so a replica that is down costs a quick 503, never a hang.
     database_replica_url: str | None = None
     db_replica_pool_size: int = Field(default=10, ge=1)

@@ -49,7 +49,7 @@ from sqlalchemy.schema import PrimaryKeyConstraint, UniqueConstraint
 
 from app.db.engine import create_engines
 from app.db.pagination import Position
-from app.db.session import session_factories_on
+from app.db.session import create_session_factory
 from app.errors import NotFoundError
 from app.models import Base, Post, Role, User, user_roles
 from app.posts import repository as posts
@@ -165,7 +165,7 @@ async def explain(conn: AsyncConnection, statement: str, parameters: Any) -> Pla
 @dataclass(frozen=True)
 class Query:
     name: str
-    run: Callable[[AsyncSession, uuid.UUID], Awaitable[object]]
+    run: Callable[[AsyncConnection, uuid.UUID], Awaitable[object]]
     # Tables the query reads whole by design (aggregates over every row).
     reads_all: frozenset[str] = frozenset()
 
@@ -176,29 +176,29 @@ MIDDLE = Position(datetime.now(UTC), uuid.UUID(int=2**127))
 QUERIES = (
     Query(
         "list users with their latest posts, post counts and roles (first page of 20)",
-        lambda session, _: users.list_users(session, limit=20),
+        lambda conn, _: users.list_users(conn, limit=20),
     ),
     Query(
         "list users: a later page (keyset: WHERE (created_at, id) > cursor)",
-        lambda session, _: users.list_users(session, limit=20, after=MIDDLE),
+        lambda conn, _: users.list_users(conn, limit=20, after=MIDDLE),
     ),
     Query("get one user by id", users.get_user),
     Query(
         "a user's posts, newest first (first page of 20)",
-        lambda session, user_id: posts.list_user_posts(session, user_id, limit=20),
+        lambda conn, user_id: posts.list_user_posts(conn, user_id, limit=20),
     ),
     Query(
         "list posts: a later page (keyset: WHERE (created_at, id) < cursor)",
-        lambda session, _: posts.list_posts(session, limit=20, after=MIDDLE),
+        lambda conn, _: posts.list_posts(conn, limit=20, after=MIDDLE),
     ),
     Query(
         "latest 3 posts of the 10 most recently active authors (window function)",
-        lambda session, _: posts.latest_posts_per_author(session, authors=10, per_user=3),
+        lambda conn, _: posts.latest_posts_per_author(conn, authors=10, per_user=3),
         reads_all=frozenset({"posts"}),
     ),
     Query(
         "post counts per user (GROUP BY)",
-        lambda session, _: users.users_with_post_counts(session, limit=20),
+        lambda conn, _: users.users_with_post_counts(conn, limit=20),
         reads_all=frozenset({"users", "posts"}),
     ),
 )
@@ -286,14 +286,14 @@ async def run(users_count: int, posts_per_user: int) -> int:
     engine = engines.writer
     problems = 0
     try:
-        async with engine.connect() as conn, session_factories_on(conn).write() as session:
+        async with engine.connect() as conn, create_session_factory(conn)() as session:
             await conn.begin()
             user_id = await seed(session, users_count, posts_per_user)
             for query in QUERIES:
-                session.expunge_all()  # every query loads from the database, not the cache
+                await session.flush()
                 # NotFoundError: the SELECT was sent all the same.
                 with recording(engine) as statements, suppress(NotFoundError):
-                    await query.run(session, user_id)
+                    await query.run(conn, user_id)
                 print(f"\n== {query.name}")
                 for statement, parameters in statements:
                     plan = await explain(conn, statement, parameters)

@@ -29,11 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.db.create_database import create_database_if_missing
 from app.db.engine import Engines, create_engines
-from app.db.session import session_factories_on
+from app.db.session import create_session_factory
 from app.main import create_app
 from app.models import Base
 from app.settings import Settings
-from tests.helpers import run_in_thread, serve
+from tests.helpers import RolledBackDatabase, run_in_thread, serve
 from tests.scratch_models import ScratchBase
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,16 +127,16 @@ async def widgets(connection: AsyncConnection) -> AsyncIterator[None]:
 
 @pytest.fixture
 async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
-    factories = session_factories_on(connection, join_transaction_mode="create_savepoint")
-    async with factories.write() as session:
+    factory = create_session_factory(connection, join_transaction_mode="create_savepoint")
+    async with factory() as session:
         yield session
 
 
 @pytest.fixture
 def app(connection: AsyncConnection, test_settings: Settings) -> FastAPI:
-    """The real app, its sessions bound to the test's connection (lifespan not run)."""
+    """The real app, its sessions and connections on the test's (lifespan not run)."""
     app = create_app(test_settings)
-    app.state.sessions = session_factories_on(connection, join_transaction_mode="create_savepoint")
+    app.state.database = RolledBackDatabase(connection)
     return app
 
 

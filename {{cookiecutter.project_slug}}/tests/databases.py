@@ -33,12 +33,16 @@ def alembic_config_for(url: URL) -> Config:
     config.attributes["database_url"] = url.render_as_string(hide_password=False)
     config.attributes["configure_logger"] = False
     return config
+{% if db == "sqlite" %}
 
+def _remove_files(database: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+{% endif %}
 
 async def drop_database(url: URL) -> None:
 {%- if db == "sqlite" %}
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{url.database}{suffix}").unlink(missing_ok=True)
+    await asyncio.to_thread(_remove_files, url.database or "")
 {%- elif db == "postgresql" %}
     admin = create_async_engine(
         url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"

@@ -5,7 +5,7 @@ import json
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import uvicorn
@@ -13,7 +13,10 @@ from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
+
+from app.db.session import Database, create_session_factory
 
 
 def log_entries(captured: str) -> list[dict[str, Any]]:
@@ -58,6 +61,34 @@ async def running_server(app: FastAPI) -> AsyncIterator[tuple[str, int]]:
         server.should_exit = True
         await task
         sock.close()
+
+
+class RolledBackDatabase(Database):
+    """Every session and connection of the app on one connection, the test's
+    rolled-back transaction; each use in a savepoint, so that a failed statement
+    undoes only itself."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self.write_session = create_session_factory(
+            connection, join_transaction_mode="create_savepoint"
+        )
+
+    @asynccontextmanager
+    async def _savepoint(self) -> AsyncIterator[AsyncConnection]:
+        async with self.connection.begin_nested():
+            yield self.connection
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._savepoint()
+{%- if cookiecutter.database != "sqlite" %}
+
+    def primary(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._savepoint()
+{%- endif %}
+
+    def stream(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._savepoint()
 
 
 @contextmanager

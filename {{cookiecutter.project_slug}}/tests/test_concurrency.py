@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db.engine import Engines
-from app.db.session import create_session_factories
+from app.db.session import create_session_factory
 from app.main import create_app
 from app.posts.models import Post
 from app.settings import Settings
@@ -100,8 +100,8 @@ async def test_get_or_create_role_takes_the_row_a_concurrent_writer_committed(
     """Our SELECT misses the role, another transaction inserts and commits it while
     our INSERT waits on the unique index: the savepoint takes our INSERT back and we
     read theirs, and the request goes on."""
-    factories = create_session_factories(engines)
-    async with factories.write() as theirs, factories.write() as ours:
+    factory = create_session_factory(engines.writer)
+    async with factory() as theirs, factory() as ours:
         await theirs.begin()
         theirs.add(Role(name="auditor"))
         await theirs.flush()  # inserted, not committed: the index entry is theirs

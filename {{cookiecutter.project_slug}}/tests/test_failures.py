@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 {%- endif %}
 
-from app.db.session import ReadSession, WriteSession
+from app.db.session import ReadConnection, WriteSession
 from app.main import create_app
 from app.settings import Settings
 from tests.helpers import log_entries, serve
@@ -56,8 +56,8 @@ def app_with_probes(
     app = create_app(settings)
 
     @app.get("/_probe/read")
-    async def read(session: ReadSession) -> dict[str, bool]:
-        await session.execute(text(read_sql))
+    async def read(connection: ReadConnection) -> dict[str, bool]:
+        await connection.execute(text(read_sql))
         return {"ok": True}
 
     @app.post("/_probe/write")

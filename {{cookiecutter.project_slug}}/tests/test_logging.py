@@ -1,19 +1,34 @@
-"""Structured logs: a JSON line per request, slow statements and SQL echo on demand."""
+"""Structured logs: a JSON line per request, the request id on every record made while
+serving it, slow statements and SQL echo on demand."""
 
-import json
+import logging
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
 
+from app.db.session import ReadConnection
 from app.main import create_app
 from app.settings import Settings
-from tests.helpers import serve
+from tests.helpers import log_entries, serve
 
 
-def _log_lines(captured: str) -> list[dict[str, Any]]:
+def _app_lines(captured: str) -> list[dict[str, Any]]:
     """The JSON log entries written by the app and SQLAlchemy (not the test client)."""
-    entries = [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
-    return [e for e in entries if e["logger"].startswith(("app.", "sqlalchemy."))]
+    return [e for e in log_entries(captured) if e["logger"].startswith(("app", "sqlalchemy."))]
+
+
+def app_that_logs(settings: Settings) -> FastAPI:
+    app = create_app(settings)
+
+    @app.get("/_probe/logs")
+    async def logs(connection: ReadConnection) -> dict[str, bool]:
+        logging.getLogger("app.probe").warning("deep inside the request")
+        await connection.execute(text("SELECT 1"))
+        return {"ok": True}
+
+    return app
 
 
 async def test_each_request_logs_one_json_line(
@@ -21,11 +36,28 @@ async def test_each_request_logs_one_json_line(
 ) -> None:
     async with serve(create_app(test_settings)) as client:
         await client.get("/health")
-    requests = [e for e in _log_lines(capsys.readouterr().err) if e["logger"] == "app.request"]
+    requests = [e for e in _app_lines(capsys.readouterr().err) if e["logger"] == "app.request"]
     assert len(requests) == 1
     assert requests[0]["path"] == "/health"
     assert requests[0]["status"] == 200
     assert requests[0]["duration_ms"] >= 0
+
+
+async def test_every_record_made_while_serving_carries_the_request_id(
+    test_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not only the access line: the app's own records and SQLAlchemy's too."""
+    noisy = test_settings.model_copy(update={"db_slow_query_ms": 0.0001})
+    async with serve(app_that_logs(noisy)) as client:
+        await client.get("/_probe/logs", headers={"X-Request-ID": "trace-7"})
+        await client.get("/_probe/logs", headers={"X-Request-ID": "trace-8"})
+    entries = _app_lines(capsys.readouterr().err)
+    by_logger: dict[str, list[str | None]] = {}
+    for entry in entries:
+        by_logger.setdefault(entry["logger"], []).append(entry.get("request_id"))
+    assert by_logger["app.probe"] == ["trace-7", "trace-8"]
+    assert by_logger["app.request"] == ["trace-7", "trace-8"]
+    assert set(by_logger["app.db.slow_query"]) == {"trace-7", "trace-8"}
 
 
 async def test_slow_statements_and_echo_are_logged_when_enabled(
@@ -36,7 +68,7 @@ async def test_slow_statements_and_echo_are_logged_when_enabled(
     )
     async with serve(create_app(noisy)) as client:
         await client.get("/health")
-    entries = _log_lines(capsys.readouterr().err)
+    entries = _app_lines(capsys.readouterr().err)
     slow = [e for e in entries if e["logger"] == "app.db.slow_query"]
     assert any(e["statement"] == "SELECT 1" for e in slow)
     assert any(e["logger"].startswith("sqlalchemy.engine") for e in entries)
@@ -49,18 +81,41 @@ async def test_quiet_without_request_log(
     quiet = test_settings.model_copy(update={"log_requests": False})
     async with serve(create_app(quiet)) as client:
         await client.get("/health")
-    assert _log_lines(capsys.readouterr().err) == []
+    assert _app_lines(capsys.readouterr().err) == []
 
 
-async def test_request_id_is_kept_or_made_and_sent_back(
+async def test_what_is_logged_after_shutdown_is_still_written(
     test_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Records go through a writer thread; once the app stops, through stderr directly."""
     async with serve(create_app(test_settings)) as client:
-        given = await client.get("/health", headers={"X-Request-ID": "edge-42"})
-        made = await client.get("/health")
-        junk = await client.get("/health", headers={"X-Request-ID": "bad id\\with spaces"})
-    assert given.headers["x-request-id"] == "edge-42"
-    assert len(made.headers["x-request-id"]) == 32
-    assert junk.headers["x-request-id"] != "bad id\\with spaces"
-    logged = [e["request_id"] for e in _log_lines(capsys.readouterr().err)]
-    assert logged[:2] == ["edge-42", made.headers["x-request-id"]]
+        await client.get("/health")
+    logging.getLogger("app.after").warning("after the lifespan")
+    messages = [e["message"] for e in log_entries(capsys.readouterr().err)]
+    assert "after the lifespan" in messages
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("edge-42", True),
+        ("a" * 64, True),
+        ("a" * 65, False),  # too long
+        ("bad id", False),  # a space
+        ("tab\there", False),  # a control character
+        ("ünïcode", False),  # not printable ASCII
+    ],
+)
+async def test_a_client_request_id_is_kept_only_when_short_and_printable(
+    test_settings: Settings, capsys: pytest.CaptureFixture[str], sent: str, kept: bool
+) -> None:
+    async with serve(create_app(test_settings)) as client:
+        response = await client.get("/health", headers={b"X-Request-ID": sent.encode()})
+    echoed = response.headers["x-request-id"]
+    [logged] = [e["request_id"] for e in _app_lines(capsys.readouterr().err)]
+    assert logged == echoed
+    if kept:
+        assert echoed == sent
+    else:
+        assert echoed != sent
+        assert len(echoed) == 32  # a fresh id

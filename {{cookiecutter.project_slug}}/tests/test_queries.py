@@ -19,7 +19,9 @@ from app.users.schemas import UserCreate, UserRead
 
 
 async def _user(session: AsyncSession, email: str = "ada@example.com") -> UserRead:
-    return await users.create_user(session, UserCreate(email=email, full_name="Ada"))
+    """A user, created the way the endpoint does (one INSERT on the connection)."""
+    connection = await session.connection()
+    return await users.create_user(connection, UserCreate(email=email, full_name="Ada"))
 
 
 async def _posts(session: AsyncSession, author: UserRead, count: int) -> None:
@@ -69,7 +71,7 @@ async def test_soft_deleted_rows_hidden_from_queries_and_relationships(
     await session.commit()
     session.expunge_all()
 
-    loaded = await users.get_user(session, author.id)
+    loaded = await users.get_user(await session.connection(), author.id)
     assert len(loaded.latest_posts) == 2
     assert loaded.post_count == 2
     assert hidden.id not in {p.id for p in loaded.latest_posts}
@@ -77,11 +79,11 @@ async def test_soft_deleted_rows_hidden_from_queries_and_relationships(
     assert await session.scalar(select(func.count()).select_from(Post.__table__)) == 3
     every = await session.scalars(select(Post).execution_options(include_deleted=True))
     assert len(every.all()) == 3
-    counts = await users.users_with_post_counts(session, limit=10)
+    counts = await users.users_with_post_counts(await session.connection(), limit=10)
     assert [row.post_count for row in counts] == [2]
-    latest = await posts.latest_posts_per_author(session, authors=5, per_user=5)
+    latest = await posts.latest_posts_per_author(await session.connection(), authors=5, per_user=5)
     assert hidden.id not in {p.id for p in latest}
-    page = await posts.list_user_posts(session, author.id, limit=10)
+    page = await posts.list_user_posts(await session.connection(), author.id, limit=10)
     assert hidden.id not in {p.id for p in page.rows}
 
 
@@ -96,7 +98,7 @@ async def test_timestamps_are_utc_and_updated_at_moves(session: AsyncSession) ->
     loaded.full_name = "Countess"
     await session.commit()
     session.expunge_all()
-    reloaded = await users.get_user(session, author.id)
+    reloaded = await users.get_user(await session.connection(), author.id)
     assert reloaded.updated_at > before
     assert reloaded.created_at == created
 
@@ -136,5 +138,7 @@ async def test_bulk_insert_is_all_or_nothing(session: AsyncSession) -> None:
 async def test_stream_posts_in_partitions(session: AsyncSession) -> None:
     author = await _user(session)
     await _posts(session, author, 25)
-    sizes = [len(batch) async for batch in posts.stream_posts(session, batch_size=10)]
+    sizes = [
+        len(batch) async for batch in posts.stream_posts(await session.connection(), batch_size=10)
+    ]
     assert sizes == [10, 10, 5]

@@ -1,6 +1,6 @@
-"""Reads go to the replica; writes, reads inside a write and reads that must see the
-latest writes go to the primary; a replica that is down costs reads a fast 503
-while writes go on.
+"""Read connections go to the replica; write sessions, their reads and primary
+connections go to the primary; a replica that is down costs reads a fast 503 while
+writes go on.
 
 A second database stands in for the replica: it has the schema but none of the
 primary's changes, so what a read returns tells which server answered it.
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
-from app.db.session import PrimaryReadSession, ReadSession, WriteSession
+from app.db.session import PrimaryConnection, ReadConnection, WriteSession
 from app.main import create_app
 from app.settings import Settings
 from tests.databases import drop_database, fresh_database, sibling_url
@@ -51,12 +51,12 @@ def routing_app(settings: Settings) -> FastAPI:
         return {"seen": await session.scalar(READ)}  # a read inside the write
 
     @app.get("/_probe/read")
-    async def read(session: ReadSession) -> dict[str, str | None]:
-        return {"seen": await session.scalar(READ)}
+    async def read(connection: ReadConnection) -> dict[str, str | None]:
+        return {"seen": await connection.scalar(READ)}
 
     @app.get("/_probe/primary-read")
-    async def primary_read(session: PrimaryReadSession) -> dict[str, str | None]:
-        return {"seen": await session.scalar(READ)}
+    async def primary_read(connection: PrimaryConnection) -> dict[str, str | None]:
+        return {"seen": await connection.scalar(READ)}
 
     return app
 

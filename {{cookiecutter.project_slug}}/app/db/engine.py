@@ -1,6 +1,6 @@
 {%- set db = cookiecutter.database -%}
 {%- if db == "sqlite" -%}
-"""The engine: pool sizing and per-connection setup for SQLite.
+"""The engines for SQLite: pool sizing, per-connection setup, BEGIN for reads and writes.
 
 Reads and writes share one pool. SQLAlchemy, not the sqlite3 driver, emits BEGIN
 (the driver skips it before SELECT and SAVEPOINT, which breaks savepoints and
@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool, StaticPool
 
+from app.db.read_only import refuse_writes
 from app.settings import Settings
 
 # The execution option that makes a connection's transactions writers.
@@ -27,8 +28,11 @@ BEGIN_MODE = "sqlite_begin"
 
 @dataclass(frozen=True)
 class Engines:
-    """The engines of one process: `writer` for WriteSession (BEGIN IMMEDIATE),
-    `reader` for ReadSession (deferred BEGIN), both on the one pool in `pools`."""
+    """The engines of one process, all on the one pool in `pools`.
+
+    `writer`: write sessions (BEGIN IMMEDIATE). `reader`: read connections (deferred
+    BEGIN), which refuse to write (app.db.read_only).
+    """
 
     writer: AsyncEngine
     reader: AsyncEngine
@@ -43,7 +47,8 @@ def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -
     """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
     engine = _create_engine(settings, poolclass=poolclass)
     writer = engine.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
-    return Engines(writer=writer, reader=engine, pools=(engine,))
+    reader = refuse_writes(engine.execution_options(**{BEGIN_MODE: "DEFERRED"}))
+    return Engines(writer=writer, reader=reader, pools=(engine,))
 
 
 def _create_engine(settings: Settings, *, poolclass: type[Pool] | None) -> AsyncEngine:
@@ -86,14 +91,15 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 {%- elif db == "postgresql" -%}
 """Engines for PostgreSQL: the primary's pool, a replica's, and what each connection is told.
 
-Reads run in autocommit: no BEGIN and no COMMIT. Under READ COMMITTED, PostgreSQL's
-default, every statement takes a fresh snapshot even inside a transaction, so a
-transaction around a read buys no consistency and costs two round trips; in
-autocommit the pool's pre-ping is one statement instead of three (asyncpg pings
-inside a transaction otherwise). Writes get a READ COMMITTED transaction on the
-same pool: `writer` sets it per checkout, which costs no round trip with asyncpg.
-Behind PgBouncer (transaction mode) reads are READ ONLY transactions instead, since
-PgBouncer keeps a statement's prepare and execute on one server only within one.
+Connections run in autocommit unless a write session needs a transaction: a read
+then costs no BEGIN and no COMMIT. Under READ COMMITTED, PostgreSQL's default, every
+statement takes a fresh snapshot even inside a transaction, so a transaction around
+a read buys no consistency and costs two round trips; and in autocommit the pool's
+pre-ping is one statement instead of three (asyncpg pings inside a transaction
+otherwise). Write sessions get a READ COMMITTED transaction on the same pool, set
+per checkout at no round trip's cost. Behind PgBouncer (transaction mode) every
+connection runs transactions instead (reads READ ONLY ones), since PgBouncer keeps
+a statement's prepare and its execution on one server only within one.
 Docs: https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#module-sqlalchemy.dialects.postgresql.asyncpg
       https://docs.sqlalchemy.org/en/20/core/connections.html#dbapi-autocommit
 """
@@ -108,6 +114,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, Pool
 
+from app.db.read_only import refuse_writes
 from app.settings import PoolOptions, Settings
 
 
@@ -115,14 +122,15 @@ from app.settings import PoolOptions, Settings
 class Engines:
     """The engines of one process.
 
-    `writer`: transactions on the primary (WriteSession). `primary_reader`: the
-    primary's pool for reads that must see the latest writes (PrimaryReadSession).
-    `reader`: ReadSession's engine, the replica when DATABASE_REPLICA_URL is set,
-    else `primary_reader`. `pools`: one engine per connection pool.
+    `writer`: write sessions, transactions on the primary. `primary`: the primary in
+    autocommit, for reads that must see the latest writes and for writes of one
+    statement. `reader`: read connections, which refuse to write (app.db.read_only):
+    the replica when DATABASE_REPLICA_URL is set, else the primary's pool.
+    `pools`: one engine per connection pool.
     """
 
     writer: AsyncEngine
-    primary_reader: AsyncEngine
+    primary: AsyncEngine
     reader: AsyncEngine
     pools: tuple[AsyncEngine, ...]
 
@@ -134,23 +142,24 @@ class Engines:
 def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -> Engines:
     """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
     primary = _create_engine(settings.url, settings.primary_pool, settings, poolclass)
-    writer, primary_reader = _writer(primary, settings), _reader(primary, settings)
-    if settings.replica_url is None:
-        return Engines(writer, primary_reader, primary_reader, pools=(primary,))
-    replica = _create_engine(settings.replica_url, settings.replica_pool, settings, poolclass)
-    return Engines(writer, primary_reader, _reader(replica, settings), pools=(primary, replica))
-
-
-def _writer(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
-    if settings.db_pgbouncer:
-        return engine
-    return engine.execution_options(isolation_level="READ COMMITTED")
-
-
-def _reader(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
-    if settings.db_pgbouncer:
-        return engine.execution_options(postgresql_readonly=True)
-    return engine
+    writer = (
+        primary
+        if settings.db_pgbouncer
+        else primary.execution_options(isolation_level="READ COMMITTED")
+    )
+    replica = (
+        _create_engine(settings.replica_url, settings.replica_pool, settings, poolclass)
+        if settings.replica_url is not None
+        else None
+    )
+    reading = replica or primary
+    reader = refuse_writes(
+        reading.execution_options(postgresql_readonly=True)
+        if settings.db_pgbouncer
+        else reading.execution_options()
+    )
+    pools = (primary,) if replica is None else (primary, replica)
+    return Engines(writer=writer, primary=primary, reader=reader, pools=pools)
 
 
 def _create_engine(
@@ -221,10 +230,11 @@ def _report_connect_failures_as_driver_errors(engine: AsyncEngine) -> None:
 """Engines for MySQL/MariaDB: the primary's pool, a replica's, and each connection's setup.
 
 Reads and writes share the primary's pool. InnoDB starts a transaction at the first
-statement, so neither sends a BEGIN: a read costs its SELECTs and the ROLLBACK that
+statement, so none sends a BEGIN: a read costs its SELECTs and the ROLLBACK that
 ends it, a plain SELECT takes no locks, and under REPEATABLE READ its statements
-share one snapshot. (Autocommit would save nothing: the driver still sends the
-COMMIT.) The replica, when configured, has a pool of its own.
+share one snapshot. (Autocommit would save nothing: switching it per connection
+costs a round trip each way, and the driver still sends the COMMIT.) The replica,
+when configured, has a pool of its own.
 Docs: https://docs.sqlalchemy.org/en/20/dialects/mysql.html#module-sqlalchemy.dialects.mysql.aiomysql
 """
 
@@ -238,6 +248,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
+from app.db.read_only import refuse_writes
 from app.settings import PoolOptions, Settings
 
 CANNOT_CONNECT = 2003
@@ -253,14 +264,15 @@ SESSION_SETUP = (
 class Engines:
     """The engines of one process.
 
-    `writer`: the primary, for WriteSession. `primary_reader`: the primary, for reads
-    that must see the latest writes (PrimaryReadSession). `reader`: ReadSession's
-    engine, the replica when DATABASE_REPLICA_URL is set, else the primary.
-    `pools`: one engine per connection pool.
+    `writer`: write sessions on the primary. `primary`: the primary, for reads that
+    must see the latest writes and for writes of one statement. `reader`: read
+    connections, which refuse to write (app.db.read_only): the replica when
+    DATABASE_REPLICA_URL is set, else the primary's pool. `pools`: one engine per
+    connection pool.
     """
 
     writer: AsyncEngine
-    primary_reader: AsyncEngine
+    primary: AsyncEngine
     reader: AsyncEngine
     pools: tuple[AsyncEngine, ...]
 
@@ -272,10 +284,14 @@ class Engines:
 def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -> Engines:
     """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
     primary = _create_engine(settings.url, settings.primary_pool, settings, poolclass)
-    if settings.replica_url is None:
-        return Engines(primary, primary, primary, pools=(primary,))
-    replica = _create_engine(settings.replica_url, settings.replica_pool, settings, poolclass)
-    return Engines(primary, primary, replica, pools=(primary, replica))
+    replica = (
+        _create_engine(settings.replica_url, settings.replica_pool, settings, poolclass)
+        if settings.replica_url is not None
+        else None
+    )
+    reader = refuse_writes((replica or primary).execution_options())
+    pools = (primary,) if replica is None else (primary, replica)
+    return Engines(writer=primary, primary=primary, reader=reader, pools=pools)
 
 
 def _create_engine(

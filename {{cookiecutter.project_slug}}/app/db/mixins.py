@@ -10,11 +10,12 @@ from datetime import datetime
 from sqlalchemy import Uuid, false
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.db.keys import new_id
 from app.db.types import UTCDateTime, utcnow
 
 
 class UUIDPrimaryKeyMixin:
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
 
 
 class TimestampMixin:

@@ -1,7 +1,9 @@
 """Hide soft-deleted rows from every ORM query, relationship loads included.
 
 `app.db.session` installs it on the app's session class. Pass
-`execution_options(include_deleted=True)` to see them (admin tools, audits).
+`execution_options(include_deleted=True)` to see them (admin tools, audits). Core
+statements on a connection (the read paths) are not ORM queries: they state
+`is_deleted IS false` themselves.
 Docs: https://docs.sqlalchemy.org/en/20/orm/session_events.html#adding-global-where-on-criteria
 """
 

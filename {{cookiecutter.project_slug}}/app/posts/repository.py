@@ -1,6 +1,7 @@
 """Data access for posts: filtered pages, a window function, bulk insert, streaming.
 
-Reads select columns (with their author, joined) into response models; see
+Reads are Core statements on a connection, built once, each joining the author and
+stating the soft-delete condition; writes go through a write session. See
 `app.users.repository` for why.
 Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/dml.html (bulk insert)
       https://docs.sqlalchemy.org/en/20/orm/extensions/asyncio.html (stream)
@@ -11,8 +12,8 @@ from collections.abc import AsyncGenerator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.pagination import Keyset, Page, Position
 from app.errors import NotFoundError
@@ -36,8 +37,18 @@ _POST_COLUMNS = (
 )
 
 
-# The join also applies the soft-delete filter to the author.
-_WITH_AUTHOR = select(*_POST_COLUMNS).join(User, User.id == Post.author_id)
+_WITH_AUTHOR = (
+    select(*_POST_COLUMNS)
+    .join(User, User.id == Post.author_id)
+    .where(Post.is_deleted.is_(False), User.is_deleted.is_(False))
+)
+_POSTS_PAGE = (
+    _WITH_AUTHOR.order_by(*POSTS.order_by()).limit(bindparam("limit")).offset(bindparam("offset"))
+)
+_ONE_POST = _WITH_AUTHOR.where(Post.id == bindparam("post_id"))
+_AUTHOR_EXISTS = select(User.id).where(
+    User.id == bindparam("author_id"), User.is_deleted.is_(False)
+)
 
 
 def _post_read(row: Row[*tuple[Any, ...]]) -> PostRead:
@@ -53,10 +64,15 @@ def _post_read(row: Row[*tuple[Any, ...]]) -> PostRead:
     )
 
 
+def _no_such_user(author_id: uuid.UUID) -> NotFoundError:
+    return NotFoundError(f"user {author_id} not found")
+
+
 async def _require_author(session: AsyncSession, author_id: uuid.UUID) -> User:
+    """The entity, for a write (a SELECT, so the soft-delete filter applies)."""
     author = await session.scalar(select(User).where(User.id == author_id))
     if author is None:
-        raise NotFoundError(f"user {author_id} not found")
+        raise _no_such_user(author_id)
     return author
 
 
@@ -90,15 +106,15 @@ async def bulk_create_posts(
     return len(rows)
 
 
-async def get_post(session: AsyncSession, post_id: uuid.UUID) -> PostRead:
-    row = (await session.execute(_WITH_AUTHOR.where(Post.id == post_id))).first()
+async def get_post(connection: AsyncConnection, post_id: uuid.UUID) -> PostRead:
+    row = (await connection.execute(_ONE_POST, {"post_id": post_id})).first()
     if row is None:
         raise NotFoundError(f"post {post_id} not found")
     return _post_read(row)
 
 
 async def list_posts(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     limit: int,
     offset: int = 0,
@@ -108,7 +124,7 @@ async def list_posts(
     min_views: int | None = None,
 ) -> Page[PostRead]:
     """Posts newest first, a page at a time (see app.db.pagination)."""
-    stmt = _WITH_AUTHOR.order_by(*POSTS.order_by())
+    stmt = _POSTS_PAGE
     if author_id is not None:
         stmt = stmt.where(Post.author_id == author_id)
     if title_contains:
@@ -117,14 +133,14 @@ async def list_posts(
         stmt = stmt.where(Post.view_count >= min_views)
     if after is not None:
         stmt = stmt.where(POSTS.after(after))
-    rows = (await session.execute(stmt.offset(offset).limit(limit + 1))).all()
+    rows = (await connection.execute(stmt, {"limit": limit + 1, "offset": offset})).all()
     posts = [_post_read(row) for row in rows[:limit]]
     more = len(rows) > limit
     return Page(posts, Position(posts[-1].created_at, posts[-1].id) if more else None)
 
 
 async def list_user_posts(
-    session: AsyncSession,
+    connection: AsyncConnection,
     author_id: uuid.UUID,
     *,
     limit: int,
@@ -132,37 +148,47 @@ async def list_user_posts(
     after: Position | None = None,
 ) -> Page[PostRead]:
     """All of a user's posts, newest first, a page at a time; 404 for no such user."""
-    page = await list_posts(session, limit=limit, offset=offset, after=after, author_id=author_id)
-    if not page.rows:
-        await _require_author(session, author_id)
+    page = await list_posts(
+        connection, limit=limit, offset=offset, after=after, author_id=author_id
+    )
+    if not page.rows and await connection.scalar(_AUTHOR_EXISTS, {"author_id": author_id}) is None:
+        raise _no_such_user(author_id)
     return page
 
 
+_latest = func.max(Post.created_at).label("latest")
+_ACTIVE_AUTHORS = (
+    select(Post.author_id, _latest)
+    .where(Post.is_deleted.is_(False))
+    .group_by(Post.author_id)
+    .order_by(_latest.desc())
+    .limit(bindparam("authors"))
+)
+_rank = (
+    func.row_number()
+    .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
+    .label("rank")
+)
+_ranked = (
+    _WITH_AUTHOR.add_columns(_rank)
+    .where(Post.author_id.in_(bindparam("author_ids", expanding=True)))
+    .subquery()
+)
+_NEWEST_OF_AUTHORS = select(_ranked).where(_ranked.c.rank <= bindparam("per_user"))
+
+
 async def latest_posts_per_author(
-    session: AsyncSession, *, authors: int, per_user: int
+    connection: AsyncConnection, *, authors: int, per_user: int
 ) -> list[PostRead]:
     """The `authors` most recently active authors, each with their `per_user` newest
     posts: a window function ranks each author's posts in one query."""
-    latest = func.max(Post.created_at).label("latest")
-    active = (
-        await session.execute(
-            select(Post.author_id, latest)
-            .group_by(Post.author_id)
-            .order_by(latest.desc())
-            .limit(authors)
-        )
-    ).all()
+    active = (await connection.execute(_ACTIVE_AUTHORS, {"authors": authors})).all()
     if not active:
         return []
-    rank = (
-        func.row_number()
-        .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
-        .label("rank")
+    rows = await connection.execute(
+        _NEWEST_OF_AUTHORS,
+        {"author_ids": [a.author_id for a in active], "per_user": per_user},
     )
-    ranked = (
-        _WITH_AUTHOR.add_columns(rank).where(Post.author_id.in_([a.author_id for a in active]))
-    ).subquery()
-    rows = await session.execute(select(ranked).where(ranked.c.rank <= per_user))
     by_author: dict[uuid.UUID, list[PostRead]] = {a.author_id: [] for a in active}
     for row in sorted(rows, key=lambda row: row.rank):
         by_author[row.author_id].append(_post_read(row))
@@ -172,15 +198,16 @@ async def latest_posts_per_author(
 EXPORT_COLUMNS = (Post.id, Post.author_id, Post.title, Post.view_count, Post.created_at)
 
 
+_EXPORT = (
+    select(*EXPORT_COLUMNS).where(Post.is_deleted.is_(False)).order_by(Post.created_at, Post.id)
+)
+
+
 async def stream_posts(
-    session: AsyncSession, *, batch_size: int = 1000
+    connection: AsyncConnection, *, batch_size: int = 1000
 ) -> AsyncGenerator[Sequence[Row[uuid.UUID, uuid.UUID, str, int, datetime]]]:
     """Rows arrive in batches from a server-side cursor: memory stays flat
     however many posts there are."""
-    result = await session.stream(
-        select(*EXPORT_COLUMNS)
-        .order_by(Post.created_at, Post.id)
-        .execution_options(yield_per=batch_size)
-    )
+    result = await connection.stream(_EXPORT.execution_options(yield_per=batch_size))
     async for partition in result.partitions():
         yield partition

@@ -1,14 +1,16 @@
 {%- set db = cookiecutter.database -%}
 """HTTP endpoints for posts: `/api/v1/posts` and a user's `/api/v1/users/{id}/posts`."""
 
+import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from app.db.session import {% if db != "sqlite" %}PrimaryReadSession, {% endif %}ReadSession, WriteSession, session_factories
+from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession, database
 from app.pages import PageParams, link_next_page, start_of_page
 from app.posts import repository
 from app.posts.schemas import PostBulkCreate, PostBulkCreated, PostCreate, PostExportRow, PostRead
@@ -28,11 +30,15 @@ async def create_post(user_id: uuid.UUID, data: PostCreate, session: WriteSessio
 
 @router.get("/users/{user_id}/posts", responses=NOT_FOUND | PAGED)
 async def list_user_posts(
-    user_id: uuid.UUID, request: Request, response: Response, session: ReadSession, page: PageParams
+    user_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    connection: ReadConnection,
+    page: PageParams,
 ) -> list[PostRead]:
     """All of a user's posts, newest first, page by page."""
     posts = await repository.list_user_posts(
-        session,
+        connection,
         user_id,
         limit=page.limit,
         offset=page.offset,
@@ -56,7 +62,7 @@ async def bulk_create_posts(
 async def list_posts(
     request: Request,
     response: Response,
-    session: ReadSession,
+    connection: ReadConnection,
     page: PageParams,
     author_id: uuid.UUID | None = None,
     title: Annotated[
@@ -67,7 +73,7 @@ async def list_posts(
     """Posts newest first, with their author."""
     filters = {"author_id": author_id, "title": title, "min_views": min_views}
     posts = await repository.list_posts(
-        session,
+        connection,
         limit=page.limit,
         offset=page.offset,
         after=start_of_page(request, page, filters),
@@ -81,13 +87,13 @@ async def list_posts(
 
 @router.get("/posts/latest")
 async def latest_posts(
-    session: ReadSession,
+    connection: ReadConnection,
     authors: Annotated[int, Query(ge=1, le=50)] = 10,
     per_user: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> list[PostRead]:
     """The newest posts of the most recently active authors: at most `authors` x
     `per_user` posts, so a bounded report rather than a paged list."""
-    return await repository.latest_posts_per_author(session, authors=authors, per_user=per_user)
+    return await repository.latest_posts_per_author(connection, authors=authors, per_user=per_user)
 
 
 def _ndjson(rows: Sequence[Any]) -> bytes:
@@ -101,33 +107,32 @@ def _ndjson(rows: Sequence[Any]) -> bytes:
 async def export_posts(request: Request) -> StreamingResponse:
     """Every post as NDJSON, streamed from a server-side cursor, in one snapshot.
 
-    The body is sent after the endpoint returns, when a request's session would be
-    closed, so the stream owns a read session of its own (a read never blocks the
-    writers). Its first batch is read before answering: a database that is down
+    The body is sent after the endpoint returns, when a request's connection would
+    be closed, so the stream owns a read connection of its own (a read never blocks
+    the writers). Its first batch is read before answering: a database that is down
     gets a 503, not an empty 200. (A failure later aborts the connection mid-body,
     which clients see as an error.)
     """
-    session = session_factories(request).{{ "stream" if db == "postgresql" else "read" }}()
-    batches = repository.stream_posts(session)
+    stack = AsyncExitStack()  # closed when the body ends, or here if it never starts
     try:
+        connection = await stack.enter_async_context(database(request).stream())
+        batches = repository.stream_posts(connection)
+        stack.push_async_callback(batches.aclose)
         first = await anext(batches, None)
     except BaseException:
-        await session.close()
+        await stack.__aexit__(*sys.exc_info())
         raise
 
     async def body() -> AsyncIterator[bytes]:
-        try:
+        async with stack:
             if first is not None:
                 yield _ndjson(first)
             async for rows in batches:
                 yield _ndjson(rows)
-        finally:
-            await batches.aclose()
-            await session.close()
 
     return StreamingResponse(body(), media_type="application/x-ndjson")
 
 
 @router.get("/posts/{post_id}", responses=NOT_FOUND)
-async def get_post(post_id: uuid.UUID, session: {% if db != "sqlite" %}PrimaryReadSession{% else %}ReadSession{% endif %}) -> PostRead:
-    return await repository.get_post(session, post_id)
+async def get_post(post_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> PostRead:
+    return await repository.get_post(connection, post_id)

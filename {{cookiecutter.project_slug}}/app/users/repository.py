@@ -1,12 +1,15 @@
 """Data access for users: every query the example domain needs, in one module.
 
-Reads select the columns their response needs and build the response models from
-the rows (no identity map, no instrumented objects to build and throw away): the
-cheap path for the hot endpoints. Writes load entities, so that the unit of work,
-optimistic locking and relationships do their job. Functions take the request's
-session and never commit: the session dependency commits once, when the endpoint
-has succeeded.
-Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/select.html#selecting-orm-entities-and-attributes
+Reads are Core statements on a connection: they select the columns a response
+needs and build it from the rows, with no session, identity map or instrumented
+objects to pay for, and they state the soft-delete condition themselves (the
+session's filter is an ORM feature). The statements are built once, at import:
+building a query costs more CPU than running it. Writes of several statements load
+entities in a write session, so that the unit of work, optimistic locking and
+relationships do their job. Nothing here commits: the dependency that opened the
+session or connection does, once the endpoint has succeeded.
+Docs: https://docs.sqlalchemy.org/en/20/core/connections.html
+      https://docs.sqlalchemy.org/en/20/faq/performance.html
 """
 
 import uuid
@@ -14,11 +17,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
+from app.db.keys import new_id
 from app.db.pagination import Keyset, Page, Position
 from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError
@@ -38,15 +42,16 @@ from app.users.schemas import (
 LATEST_POSTS = 5
 MAX_ROLES = 20
 USERS = Keyset(User.created_at, User.id)
+_USER_FIELDS = {"id", "email", "full_name", "version", "created_at", "updated_at"}
 
 _POST_COUNT = (
     select(func.count(Post.id))
-    .where(Post.author_id == User.id)
+    .where(Post.author_id == User.id, Post.is_deleted.is_(False))
     .correlate(User)
     .scalar_subquery()
     .label("post_count")
 )
-_USER_COLUMNS = (
+_USERS = select(
     User.id,
     User.email,
     User.full_name,
@@ -54,7 +59,29 @@ _USER_COLUMNS = (
     User.created_at,
     User.updated_at,
     _POST_COUNT,
+).where(User.is_deleted.is_(False))
+_USERS_PAGE = (
+    _USERS.order_by(*USERS.order_by()).limit(bindparam("limit")).offset(bindparam("offset"))
 )
+_ONE_USER = _USERS.where(User.id == bindparam("user_id"))
+_rank = (
+    func.row_number()
+    .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
+    .label("rank")
+)
+_ranked = (
+    select(Post.id, Post.author_id, Post.title, Post.view_count, Post.created_at, _rank)
+    .where(Post.author_id.in_(bindparam("user_ids", expanding=True)), Post.is_deleted.is_(False))
+    .subquery()
+)
+_LATEST_POSTS = select(_ranked).where(_ranked.c.rank <= LATEST_POSTS).order_by(_ranked.c.rank)
+_ROLES = (
+    select(user_roles.c.user_id, Role.name)
+    .join(Role, Role.id == user_roles.c.role_id)
+    .where(user_roles.c.user_id.in_(bindparam("user_ids", expanding=True)))
+    .order_by(Role.name)
+)
+_INSERT_USER = insert(User)
 
 
 def _email_taken(email: str) -> ConflictError:
@@ -62,24 +89,11 @@ def _email_taken(email: str) -> ConflictError:
 
 
 async def _latest_posts(
-    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+    connection: AsyncConnection, user_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[PostSummary]]:
     """Each user's LATEST_POSTS newest posts, for all the users in one query."""
-    rank = (
-        func.row_number()
-        .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
-        .label("rank")
-    )
-    ranked = (
-        select(Post.id, Post.author_id, Post.title, Post.view_count, Post.created_at, rank)
-        .where(Post.author_id.in_(user_ids))
-        .subquery()
-    )
-    rows = await session.execute(
-        select(ranked).where(ranked.c.rank <= LATEST_POSTS).order_by(ranked.c.rank)
-    )
     posts: dict[uuid.UUID, list[PostSummary]] = defaultdict(list)
-    for row in rows:
+    for row in await connection.execute(_LATEST_POSTS, {"user_ids": user_ids}):
         posts[row.author_id].append(
             PostSummary(
                 id=row.id, title=row.title, view_count=row.view_count, created_at=row.created_at
@@ -89,28 +103,22 @@ async def _latest_posts(
 
 
 async def _roles(
-    session: AsyncSession, user_ids: Sequence[uuid.UUID]
+    connection: AsyncConnection, user_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[RoleRead]]:
-    rows = await session.execute(
-        select(user_roles.c.user_id, Role.name)
-        .join(Role, Role.id == user_roles.c.role_id)
-        .where(user_roles.c.user_id.in_(user_ids))
-        .order_by(Role.name)
-    )
     roles: dict[uuid.UUID, list[RoleRead]] = defaultdict(list)
-    for user_id, name in rows:
+    for user_id, name in await connection.execute(_ROLES, {"user_ids": user_ids}):
         roles[user_id].append(RoleRead(name=name))
     return roles
 
 
 async def _with_details(
-    session: AsyncSession, rows: Sequence[Row[*tuple[Any, ...]]]
+    connection: AsyncConnection, rows: Sequence[Row[*tuple[Any, ...]]]
 ) -> list[UserRead]:
-    """UserReads for rows of _USER_COLUMNS: two more queries, whatever the page size."""
+    """UserReads for rows of _USERS: two more queries, whatever the page size."""
     if not rows:
         return []
     ids = [row.id for row in rows]
-    posts, roles = await _latest_posts(session, ids), await _roles(session, ids)
+    posts, roles = await _latest_posts(connection, ids), await _roles(connection, ids)
     return [
         UserRead(
             id=row.id,
@@ -128,7 +136,7 @@ async def _with_details(
 
 
 async def list_users(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     limit: int,
     offset: int = 0,
@@ -136,23 +144,23 @@ async def list_users(
     email_contains: str | None = None,
 ) -> Page[UserRead]:
     """Users in creation order, a page at a time (see app.db.pagination)."""
-    stmt = select(*_USER_COLUMNS).order_by(*USERS.order_by())
+    stmt = _USERS_PAGE
     if email_contains:
         # Emails are stored lower-case, so this is a case-insensitive search.
         stmt = stmt.where(User.email.contains(email_contains.lower(), autoescape=True))
     if after is not None:
         stmt = stmt.where(USERS.after(after))
-    rows = (await session.execute(stmt.offset(offset).limit(limit + 1))).all()
-    users = await _with_details(session, rows[:limit])
+    rows = (await connection.execute(stmt, {"limit": limit + 1, "offset": offset})).all()
+    users = await _with_details(connection, rows[:limit])
     more = len(rows) > limit
     return Page(users, Position(users[-1].created_at, users[-1].id) if more else None)
 
 
-async def get_user(session: AsyncSession, user_id: uuid.UUID) -> UserRead:
-    rows = (await session.execute(select(*_USER_COLUMNS).where(User.id == user_id))).all()
+async def get_user(connection: AsyncConnection, user_id: uuid.UUID) -> UserRead:
+    rows = (await connection.execute(_ONE_USER, {"user_id": user_id})).all()
     if not rows:
         raise NotFoundError(f"user {user_id} not found")
-    return (await _with_details(session, rows))[0]
+    return (await _with_details(connection, rows))[0]
 
 
 async def _load_user(session: AsyncSession, user_id: uuid.UUID, *, roles: bool = False) -> User:
@@ -166,27 +174,25 @@ async def _load_user(session: AsyncSession, user_id: uuid.UUID, *, roles: bool =
     return user
 
 
-async def create_user(session: AsyncSession, data: UserCreate) -> UserRead:
-    """The unique index decides, not a SELECT first: two concurrent requests
-    cannot both pass it. A 409 fails the request, whose transaction the session
-    dependency then rolls back, so no savepoint is needed here."""
-    user = User(email=data.email, full_name=data.full_name)
-    session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise _email_taken(data.email) from exc
-    return UserRead(
-        id=user.id,
-        email=user.email,
-        full_name=user.full_name,
-        version=user.version,
-        created_at=user.created_at,
-        updated_at=user.updated_at,
+async def create_user(connection: AsyncConnection, data: UserCreate) -> UserRead:
+    """One INSERT, no unit of work. The unique index decides, not a SELECT first:
+    two concurrent requests cannot both pass it."""
+    user = UserRead(
+        id=new_id(),
+        email=data.email,
+        full_name=data.full_name,
+        version=1,
+        created_at=(now := utcnow()),
+        updated_at=now,
         post_count=0,
         roles=[],
         latest_posts=[],
     )
+    try:
+        await connection.execute(_INSERT_USER, user.model_dump(include=_USER_FIELDS))
+    except IntegrityError as exc:
+        raise _email_taken(data.email) from exc
+    return user
 
 
 async def update_user(session: AsyncSession, user_id: uuid.UUID, data: UserUpdate) -> UserRead:
@@ -203,7 +209,7 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, data: UserUpdat
         await session.flush()  # UPDATE ... WHERE version = :read_version
     except IntegrityError as exc:
         raise _email_taken(data.email or "") from exc
-    return await get_user(session, user_id)
+    return await get_user(await session.connection(), user_id)
 
 
 async def soft_delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
@@ -260,20 +266,23 @@ async def assign_role(session: AsyncSession, user_id: uuid.UUID, role_name: str)
         # `version` too, so a client holding the old version sees the change.
         user.updated_at = utcnow()
         await session.flush()
-    return await get_user(session, user_id)
+    return await get_user(await session.connection(), user_id)
+
+
+_post_count = func.count(Post.id).label("post_count")
+_POST_COUNTS = (
+    select(User.id, User.email, _post_count)
+    .outerjoin(Post, (Post.author_id == User.id) & Post.is_deleted.is_(False))
+    .where(User.is_deleted.is_(False))
+    .group_by(User.id, User.email)
+    .order_by(_post_count.desc(), User.email)
+    .limit(bindparam("limit"))
+)
 
 
 async def users_with_post_counts(
-    session: AsyncSession, *, limit: int
+    connection: AsyncConnection, *, limit: int
 ) -> Sequence[Row[uuid.UUID, str, int]]:
     """Aggregation: one GROUP BY instead of loading every post. A bounded top-N
     report (at most `limit` rows), not a list to page through."""
-    post_count = func.count(Post.id).label("post_count")
-    stmt = (
-        select(User.id, User.email, post_count)
-        .outerjoin(Post, Post.author_id == User.id)
-        .group_by(User.id, User.email)
-        .order_by(post_count.desc(), User.email)
-        .limit(limit)
-    )
-    return (await session.execute(stmt)).all()
+    return (await connection.execute(_POST_COUNTS, {"limit": limit})).all()

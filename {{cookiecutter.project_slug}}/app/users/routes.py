@@ -1,9 +1,10 @@
 {%- set db = cookiecutter.database -%}
 """HTTP endpoints for users under `/api/v1/users`.
 
-Each endpoint declares the session it needs: a WriteSession for changes, a
-ReadSession for lists{% if db != "sqlite" %} (which may be served by a replica){% endif %}{% if db != "sqlite" %}, and a PrimaryReadSession
-where a caller expects to read what it has just written{% endif %}.
+Each endpoint declares what it opens (app.db.session): a WriteSession for a unit of
+work, a ReadConnection for lists{% if db != "sqlite" %} (which a replica may serve, a little behind), and a
+PrimaryConnection where a caller expects to read what it has just written, or for
+a write of one statement{% endif %}.
 """
 
 import uuid
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from app.db.session import {% if db != "sqlite" %}PrimaryReadSession, {% endif %}ReadSession, WriteSession
+from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession
 from app.pages import PageParams, link_next_page, start_of_page
 from app.schemas import Text
 from app.users import repository
@@ -34,22 +35,27 @@ PAGED: Responses = {200: {"description": 'More pages: a `Link: <...>; rel="next"
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
+{%- if db == "sqlite" %}
 async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
-    return await repository.create_user(session, data)
+    return await repository.create_user(await session.connection(), data)
+{%- else %}
+async def create_user(data: UserCreate, connection: PrimaryConnection) -> UserRead:
+    return await repository.create_user(connection, data)
+{%- endif %}
 
 
 @router.get("", responses=PAGED)
 async def list_users(
     request: Request,
     response: Response,
-    session: ReadSession,
+    connection: ReadConnection,
     page: PageParams,
     email: Annotated[Text | None, Query(max_length=320, description="Part of the email.")] = None,
 ) -> list[UserRead]:
     """Users in creation order, with their newest posts and post count."""
     filters = {"email": email}
     users = await repository.list_users(
-        session,
+        connection,
         limit=page.limit,
         offset=page.offset,
         after=start_of_page(request, page, filters),
@@ -61,10 +67,10 @@ async def list_users(
 
 @router.get("/post-counts")
 async def post_counts(
-    session: ReadSession, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    connection: ReadConnection, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> list[UserPostCount]:
     """The `limit` users with the most posts: a bounded report, not a paged list."""
-    rows = await repository.users_with_post_counts(session, limit=limit)
+    rows = await repository.users_with_post_counts(connection, limit=limit)
     return [UserPostCount.model_validate(row) for row in rows]
 
 
@@ -75,8 +81,8 @@ async def import_users(data: UserImport, session: WriteSession) -> list[UserImpo
 
 
 @router.get("/{user_id}", responses=NOT_FOUND)
-async def get_user(user_id: uuid.UUID, session: {% if db != "sqlite" %}PrimaryReadSession{% else %}ReadSession{% endif %}) -> UserRead:
-    return await repository.get_user(session, user_id)
+async def get_user(user_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+    return await repository.get_user(connection, user_id)
 
 
 @router.patch("/{user_id}", responses=NOT_FOUND | CONFLICT)
