@@ -21,7 +21,7 @@ from app.settings import Settings, get_settings
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The engines of this process, disposed on shutdown so no connection outlives it."""
     settings: Settings = app.state.settings
-    log_writer = configure_logging(settings)
+    configure_logging(settings)
     engines = create_engines(settings)
     if settings.db_slow_query_ms is not None:
         for engine in engines.pools:
@@ -32,7 +32,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await engines.dispose()
-        log_writer.stop()  # after the last record: what is queued gets written
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -84,17 +84,6 @@ async def test_quiet_without_request_log(
     assert _app_lines(capsys.readouterr().err) == []
 
 
-async def test_what_is_logged_after_shutdown_is_still_written(
-    test_settings: Settings, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Records go through a writer thread; once the app stops, through stderr directly."""
-    async with serve(create_app(test_settings)) as client:
-        await client.get("/health")
-    logging.getLogger("app.after").warning("after the lifespan")
-    messages = [e["message"] for e in log_entries(capsys.readouterr().err)]
-    assert "after the lifespan" in messages
-
-
 @pytest.mark.parametrize(
     ("sent", "kept"),
     [
