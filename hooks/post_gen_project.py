@@ -46,7 +46,6 @@ EXAMPLE_PATHS = (
     "app/users",
     "app/posts",
     "app/api.py",
-    "app/schemas.py",
     "tests/factories.py",
     "tests/test_users.py",
     "tests/test_posts.py",
@@ -196,10 +195,10 @@ def missing_requirements(project: Path) -> list[str]:
         return [f"python>={'.'.join(map(str, MINIMUM_PYTHON))}"]
     missing = []
     for entry in _runtime_requirements(project):
-        requirement, _, marker = entry.partition(";")
+        requirement, _, marker = (part.strip() for part in entry.partition(";"))
         if not _marker_applies(marker):
             continue
-        match = REQUIREMENT_PATTERN.fullmatch(requirement.strip())
+        match = REQUIREMENT_PATTERN.fullmatch(requirement)
         if match is None:
             missing.append(requirement)
             continue

@@ -489,6 +489,15 @@ def test_this_interpreter_satisfies_every_baked_project(
     assert interpreter == sys.executable
 
 
+def test_dependencies_for_other_pythons_are_not_required(post_gen: Any, tmp_path: Path) -> None:
+    project = _project_with_dependencies(
+        tmp_path,
+        "no-such-distribution-ckt>=1.0; python_version < '3.0'",
+        "other-missing-ckt>=1.0; python_version >= '3.0'",
+    )
+    assert post_gen.missing_requirements(project) == ["other-missing-ckt>=1.0"]
+
+
 def test_missing_or_old_dependencies_are_reported(post_gen: Any, tmp_path: Path) -> None:
     project = _project_with_dependencies(
         tmp_path, "sqlalchemy>=99.0", "no-such-distribution-ckt>=1.0", "alembic>=1.0"

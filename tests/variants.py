@@ -77,7 +77,6 @@ EXAMPLE_PATHS = (
     "app/users",
     "app/posts",
     "app/api.py",
-    "app/schemas.py",
     "tests/factories.py",
     "tests/test_users.py",
     "tests/test_posts.py",

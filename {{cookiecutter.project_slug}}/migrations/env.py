@@ -1,8 +1,28 @@
-"""Alembic environment: async engine, the app's metadata and the app's URL.
+{%- set db = cookiecutter.database -%}
+"""Alembic environment: the app's engine setup, its metadata and its URL.
 
-Follows Alembic's `async` template, plus the "connection sharing" recipe: a caller
-(the tests, a script) may hand in a ready connection as
-`config.attributes["connection"]`, otherwise this builds its own engine.
+Follows Alembic's `async` template and its "connection sharing" recipe: a caller
+(the tests, pytest-alembic, a script) may hand in what to migrate with as
+`config.attributes["connection"]`: a Connection, an Engine, an AsyncEngine, or an
+AsyncConnection (then call the command inside `await conn.run_sync(...)`).
+Otherwise this builds an engine like the app's, with one connection (NullPool).
+{%- if db == "sqlite" %}
+
+On SQLite a migration is atomic: SQLAlchemy emits `BEGIN IMMEDIATE` (the driver
+would not wrap DDL in a transaction at all) and the whole revision, version table
+included, commits or rolls back as one. Foreign keys are off while it runs, as
+SQLite's ALTER TABLE procedure requires (batch mode recreates tables, and dropping
+a referenced table would otherwise cascade), and checked before the commit.
+{%- elif db == "postgresql" %}
+
+On PostgreSQL DDL is transactional: each run is one transaction, so a migration
+that fails half-way leaves nothing behind and the revision where it was.
+{%- else %}
+
+MySQL and MariaDB commit every DDL statement on its own: a migration that fails
+half-way leaves its earlier statements applied while the revision stays where it
+was (docs/migrations.md says how to recover).
+{%- endif %}
 Docs: https://alembic.sqlalchemy.org/en/latest/cookbook.html#using-asyncio-with-alembic
 """
 
@@ -12,13 +32,14 @@ from typing import Any, Literal
 
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from app.db.types import UTCDateTime
+from app.db.engine import create_engines
+from app.db.types import {% if db == "mysql" %}BinaryUUID, {% endif %}UTCDateTime
 from app.models import Base
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -27,20 +48,31 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
-def _database_url() -> str:
+def _settings() -> Settings:
     url: str | None = config.attributes.get("database_url")
-    return url or get_settings().database_url
+    settings = get_settings()
+    return settings.model_copy(update={"database_url": url}) if url else settings
 
 
 def _render_item(type_: str, obj: object, autogen: AutogenContext) -> str | Literal[False]:
-    """Write UTCDateTime into new migrations as the plain type it stores, so that
-    migrations never import the app (whose code may change after they were written)."""
-    if type_ == "type" and isinstance(obj, UTCDateTime):
-{%- if cookiecutter.database == "mysql" %}
+    """Write the app's column types into new migrations as the plain types they
+    store, so that migrations never import the app (whose code may change after
+    they were written)."""
+    if type_ != "type":
+        return False
+{%- if db == "mysql" %}
+    if isinstance(obj, UTCDateTime):
         autogen.imports.add("from sqlalchemy.dialects import mysql")
         return "mysql.DATETIME(fsp=6)"
-{%- else %}
+    if isinstance(obj, BinaryUUID):
+        autogen.imports.add("from sqlalchemy.dialects import mysql")
+        return "mysql.BINARY(length=16)"
+{%- elif db == "postgresql" %}
+    if isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+{%- else %}
+    if isinstance(obj, UTCDateTime):
+        return "sa.DateTime()"
 {%- endif %}
     return False
 
@@ -50,9 +82,11 @@ def _configure(**options: Any) -> None:
         target_metadata=target_metadata,
         compare_type=True,
         render_item=_render_item,
-{%- if cookiecutter.database == "sqlite" %}
+{%- if db == "sqlite" %}
         # SQLite cannot ALTER most things: batch mode copies the table instead.
         render_as_batch=True,
+        # The driver does not wrap DDL in transactions; SQLAlchemy's BEGIN does.
+        transactional_ddl=True,
 {%- endif %}
         **options,
     )
@@ -60,7 +94,8 @@ def _configure(**options: Any) -> None:
 
 def run_migrations_offline() -> None:
     """Emit SQL to stdout (`alembic upgrade head --sql`) without a database."""
-    _configure(url=_database_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
+    url = _settings().database_url
+    _configure(url=url, literal_binds=True, dialect_opts={"paramstyle": "named"})
     with context.begin_transaction():
         context.run_migrations()
 
@@ -69,24 +104,38 @@ def do_run_migrations(connection: Connection) -> None:
     _configure(connection=connection)
     with context.begin_transaction():
         context.run_migrations()
+{%- if db == "sqlite" %}
+        violations = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if violations:
+            raise RuntimeError(f"the migration broke foreign keys: {violations[:5]}")
+{%- endif %}
 
 
-async def run_async_migrations() -> None:
-    # NullPool: a migration run is one connection, closed when it ends.
-    engine = create_async_engine(_database_url(), poolclass=NullPool)
+async def run_async_migrations(engine: AsyncEngine, *, dispose: bool) -> None:
     try:
         async with engine.connect() as connection:
             await connection.run_sync(do_run_migrations)
     finally:
-        await engine.dispose()
+        if dispose:
+            await engine.dispose()
 
 
 def run_migrations_online() -> None:
-    connection: Connection | None = config.attributes.get("connection")
-    if connection is None:
-        asyncio.run(run_async_migrations())
+    connectable = config.attributes.get("connection")
+    if isinstance(connectable, Connection):
+        do_run_migrations(connectable)
+    elif isinstance(connectable, Engine):
+        with connectable.connect() as connection:
+            do_run_migrations(connection)
+    elif isinstance(connectable, AsyncConnection):
+        # Called inside the caller's `await conn.run_sync(...)`: its sync side works.
+        do_run_migrations(connectable.sync_connection)  # type: ignore[arg-type]
+    elif isinstance(connectable, AsyncEngine):
+        asyncio.run(run_async_migrations(connectable, dispose=False))
     else:
-        do_run_migrations(connection)
+        # The app's connection setup, one connection at a time (NullPool).
+        engines = create_engines(_settings(), poolclass=NullPool{% if db == "sqlite" %}, enforce_foreign_keys=False{% endif %})
+        asyncio.run(run_async_migrations(engines.writer, dispose=True))
 
 
 if context.is_offline_mode():

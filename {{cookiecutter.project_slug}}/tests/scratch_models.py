@@ -8,12 +8,15 @@ other connection and to the migrations' model comparison, and dropped afterwards
 from sqlalchemy import MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.db.base import NAMING_CONVENTION
+from app.db.base import NAMING_CONVENTION, Base
 from app.db.mixins import SoftDeleteMixin, TimestampMixin, UUIDPrimaryKeyMixin
 
 
 class ScratchBase(DeclarativeBase):
+    """The app's conventions and column types, with metadata of its own."""
+
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = Base.registry.type_annotation_map
 
 
 class Widget(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, ScratchBase):

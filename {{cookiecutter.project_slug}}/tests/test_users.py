@@ -171,6 +171,18 @@ async def test_delete_is_soft_and_hides_the_user(client: AsyncClient) -> None:
     assert (await client.get(f"/api/v1/posts/{post['id']}")).status_code == 404
 
 
+async def test_a_deleted_users_email_can_be_registered_again(client: AsyncClient) -> None:
+    """Uniqueness counts live users only, so a 409 never tells that a deleted account
+    existed; among live users it holds whatever the letter case."""
+    user = await create_user(client, email="again@example.com")
+    assert (await client.delete(f"{USERS}/{user['id']}")).status_code == 204
+    again = await client.post(USERS, json={"email": "Again@Example.com", "full_name": "Again"})
+    assert again.status_code == 201, again.text
+    assert again.json()["email"] == "again@example.com"
+    twice = await client.post(USERS, json={"email": "AGAIN@example.COM", "full_name": "Twice"})
+    assert twice.status_code == 409
+
+
 async def test_assign_role_is_idempotent(client: AsyncClient) -> None:
     ada = await create_user(client)
     bob = await create_user(client)

@@ -2,11 +2,21 @@
 
 The naming convention gives every constraint a stable name, so migrations are
 reproducible across databases and SQLite batch migrations can address them.
+{%- if cookiecutter.database == "mysql" %}
+Every `Mapped[uuid.UUID]` column is BINARY(16) (app.db.types.BinaryUUID).
+{%- endif %}
 Docs: https://docs.sqlalchemy.org/en/20/core/constraints.html#configuring-constraint-naming-conventions
 """
-
+{% if cookiecutter.database == "mysql" %}
+import uuid
+from typing import Any, ClassVar
+{% endif %}
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+{%- if cookiecutter.database == "mysql" %}
+
+from app.db.types import BinaryUUID
+{%- endif %}
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -19,3 +29,6 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+{%- if cookiecutter.database == "mysql" %}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {uuid.UUID: BinaryUUID}
+{%- endif %}

@@ -43,9 +43,13 @@ class Engines:
             await engine.dispose()
 
 
-def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -> Engines:
-    """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
+def create_engines(
+    settings: Settings, *, poolclass: type[Pool] | None = None, enforce_foreign_keys: bool = True
+) -> Engines:
+    """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run);
+    migrations turn foreign keys off while they run (migrations/env.py)."""
     engine = _create_engine(settings, poolclass=poolclass)
+    _configure_sqlite(engine, enforce_foreign_keys=enforce_foreign_keys)
     writer = engine.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
     reader = refuse_writes(engine.execution_options(**{BEGIN_MODE: "DEFERRED"}))
     return Engines(writer=writer, reader=reader, pools=(engine,))
@@ -67,19 +71,18 @@ def _create_engine(settings: Settings, *, poolclass: type[Pool] | None) -> Async
             "max_overflow": pool.max_overflow,
             "pool_timeout": pool.timeout,
         }
-    engine = create_async_engine(url, connect_args=connect_args, **options)
-    _configure_sqlite(engine)
-    return engine
+    return create_async_engine(url, connect_args=connect_args, **options)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, enforce_foreign_keys: bool) -> None:
     """Enforce foreign keys, use WAL, and let SQLAlchemy own BEGIN."""
+    foreign_keys = "ON" if enforce_foreign_keys else "OFF"
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={foreign_keys}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

@@ -1,26 +1,33 @@
-"""Columns that most tables want: a UUID key, timestamps and soft delete.
+"""Columns that most tables want: a time-ordered UUID key, timestamps and soft delete.
 
-Timestamps are set by the application in UTC (`default`/`onupdate`), so they are
-maintained the same way on every database and by every ORM or Core statement.
+Timestamps are set by the application in UTC (`default`/`onupdate`), the same way
+by every ORM or Core statement; the database's UTC clock is their server default,
+for rows that raw SQL or a data migration inserts.
 """
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Uuid, false
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.keys import new_id
-from app.db.types import UTCDateTime, utcnow
+from app.db.types import SERVER_NOW, UTCDateTime, utcnow
 
 
 class UUIDPrimaryKeyMixin:
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    """A UUIDv7 key (app.db.keys): new rows append to the end of the index."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
 
 
 class TimestampMixin:
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=SERVER_NOW
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=SERVER_NOW
+    )
 
 
 class SoftDeleteMixin:

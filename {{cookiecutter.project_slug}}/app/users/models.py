@@ -8,7 +8,7 @@ Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table
+from sqlalchemy import {% if cookiecutter.database == "mysql" %}Column, Computed, ForeignKey, Index, String, Table{% else %}Column, ForeignKey, Index, String, Table, text{% endif %}
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
@@ -33,11 +33,32 @@ class Role(UUIDPrimaryKeyMixin, Base):
 
 class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
     __tablename__ = "users"
-    __table_args__ = (Index("ix_users_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_users_created_at_id", "created_at", "id"),
+{%- if cookiecutter.database == "mysql" %}
+        # Unique among live users: a unique index allows many NULLs, and
+        # `live_email` is NULL for deleted rows.
+        Index("uq_users_live_email", "live_email", unique=True),
+{%- else %}
+        # Unique among live users: a deleted user's email can be registered again.
+        Index(
+            "uq_users_live_email",
+            "email",
+            unique=True,
+            {{ cookiecutter.database }}_where=text("NOT is_deleted"),
+        ),
+{%- endif %}
+    )
 
-    # Unique across all rows, soft-deleted ones included, so the rule is the same on
-    # every database (MySQL has no partial indexes). Stored lower-case.
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    # Stored lower-case (app.schemas.Email), so uniqueness ignores letter case.
+    email: Mapped[str] = mapped_column(String(320))
+{%- if cookiecutter.database == "mysql" %}
+    # MySQL and MariaDB have no partial indexes: a virtual column that holds the
+    # email of a live user and NULL for a deleted one carries the unique index.
+    live_email: Mapped[str | None] = mapped_column(
+        String(320), Computed("CASE WHEN is_deleted THEN NULL ELSE email END", persisted=False)
+    )
+{%- endif %}
     full_name: Mapped[str] = mapped_column(String(200))
     # Optimistic locking: every UPDATE checks and bumps it, so a concurrent write
     # raises StaleDataError (HTTP 409) instead of silently overwriting.

@@ -1,3 +1,4 @@
+{%- set db = cookiecutter.database -%}
 """Initial schema{% if cookiecutter.include_example_models == "yes" %}: users, roles, user_roles, posts{% endif %}.
 
 Written by hand and reviewed, with a fixed revision id; the tests prove it matches
@@ -12,16 +13,24 @@ from collections.abc import Sequence
 {% if cookiecutter.include_example_models == "yes" %}
 import sqlalchemy as sa
 from alembic import op
-{%- if cookiecutter.database == "mysql" %}
+{%- if db == "mysql" %}
 from sqlalchemy.dialects import mysql
 {%- endif %}
 
-# What app.db.types.UTCDateTime stores. Migrations name plain column types and never
+# What app.db.types stores. Migrations name plain column types and SQL, and never
 # import the app, whose code may change after the migration was written.
-{%- if cookiecutter.database == "mysql" %}
+{%- if db == "mysql" %}
+UUID_KEY = mysql.BINARY(length=16)
 UTC_TIMESTAMP = mysql.DATETIME(fsp=6)
-{%- else %}
+SERVER_NOW = sa.text("(UTC_TIMESTAMP(6))")
+{%- elif db == "postgresql" %}
+UUID_KEY = sa.Uuid()
 UTC_TIMESTAMP = sa.DateTime(timezone=True)
+SERVER_NOW = sa.text("now()")
+{%- else %}
+UUID_KEY = sa.Uuid()
+UTC_TIMESTAMP = sa.DateTime()
+SERVER_NOW = sa.text("(strftime('%Y-%m-%d %H:%M:%f000', 'now'))")
 {%- endif %}
 {% endif %}
 revision: str = "0001"
@@ -32,8 +41,8 @@ depends_on: str | Sequence[str] | None = None
 
 def _timestamps_and_soft_delete() -> list[sa.Column[object]]:
     return [
-        sa.Column("created_at", UTC_TIMESTAMP, nullable=False),
-        sa.Column("updated_at", UTC_TIMESTAMP, nullable=False),
+        sa.Column("created_at", UTC_TIMESTAMP, server_default=SERVER_NOW, nullable=False),
+        sa.Column("updated_at", UTC_TIMESTAMP, server_default=SERVER_NOW, nullable=False),
         sa.Column("is_deleted", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("deleted_at", UTC_TIMESTAMP, nullable=True),
     ]
@@ -42,26 +51,44 @@ def _timestamps_and_soft_delete() -> list[sa.Column[object]]:
 def upgrade() -> None:
     op.create_table(
         "roles",
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", UUID_KEY, nullable=False),
         sa.Column("name", sa.String(length=50), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_roles")),
         sa.UniqueConstraint("name", name=op.f("uq_roles_name")),
     )
     op.create_table(
         "users",
-        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("id", UUID_KEY, nullable=False),
         sa.Column("email", sa.String(length=320), nullable=False),
+{%- if db == "mysql" %}
+        sa.Column(
+            "live_email",
+            sa.String(length=320),
+            sa.Computed("CASE WHEN is_deleted THEN NULL ELSE email END", persisted=False),
+            nullable=True,
+        ),
+{%- endif %}
         sa.Column("full_name", sa.String(length=200), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         *_timestamps_and_soft_delete(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
-        sa.UniqueConstraint("email", name=op.f("uq_users_email")),
     )
     op.create_index("ix_users_created_at_id", "users", ["created_at", "id"])
+{%- if db == "mysql" %}
+    op.create_index("uq_users_live_email", "users", ["live_email"], unique=True)
+{%- else %}
+    op.create_index(
+        "uq_users_live_email",
+        "users",
+        ["email"],
+        unique=True,
+        {{ db }}_where=sa.text("NOT is_deleted"),
+    )
+{%- endif %}
     op.create_table(
         "posts",
-        sa.Column("id", sa.Uuid(), nullable=False),
-        sa.Column("author_id", sa.Uuid(), nullable=False),
+        sa.Column("id", UUID_KEY, nullable=False),
+        sa.Column("author_id", UUID_KEY, nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("view_count", sa.Integer(), server_default="0", nullable=False),
@@ -76,8 +103,8 @@ def upgrade() -> None:
     op.create_index("ix_posts_created_at_id", "posts", ["created_at", "id"])
     op.create_table(
         "user_roles",
-        sa.Column("user_id", sa.Uuid(), nullable=False),
-        sa.Column("role_id", sa.Uuid(), nullable=False),
+        sa.Column("user_id", UUID_KEY, nullable=False),
+        sa.Column("role_id", UUID_KEY, nullable=False),
         sa.ForeignKeyConstraint(
             ["role_id"], ["roles.id"], name=op.f("fk_user_roles_role_id_roles"), ondelete="CASCADE"
         ),
@@ -90,8 +117,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Dropping a table drops its indexes and foreign keys with it; dropping an
-    # index that backs a foreign key first would fail on MySQL.
+{%- if db == "mysql" %}
+    # Dropping a table drops its indexes and foreign keys with it (an index that
+    # backs a foreign key cannot be dropped on its own while the key exists).
+{%- else %}
+    # Dropping a table drops its indexes and foreign keys with it.
+{%- endif %}
     for table in ("user_roles", "posts", "users", "roles"):
         op.drop_table(table)
 {%- else %}
