@@ -3,13 +3,12 @@
 
 {% if db == "mysql" -%}
 import uuid
-from collections.abc import Callable
 {% endif -%}
 from datetime import UTC, datetime
 from typing import Any
 
 {% if db == "mysql" -%}
-from sqlalchemy import func, text
+from sqlalchemy import text
 from sqlalchemy.dialects.mysql import BINARY, DATETIME
 {%- elif db == "postgresql" -%}
 from sqlalchemy import DateTime, func
@@ -83,20 +82,13 @@ class BinaryUUID(TypeDecorator[uuid.UUID]):
     MariaDB 10.7+: one migration, two schemas. 16 bytes also keep the primary key,
     and every index that carries it, at half the size of the text form. The API
     still speaks the usual string form; in SQL, `HEX(id)` shows a key.
-
-    Values are sent as hex text and turned into bytes by the server (`UNHEX`):
-    aiomysql cannot send bytes parameters with PyMySQL 1.2 (aio-libs/aiomysql#1080).
     """
 
     impl = BINARY(16)
     cache_ok = True
 
-    def bind_expression(self, bindvalue: Any) -> Any:
-        return func.unhex(bindvalue, type_=self)
-
-    def bind_processor(self, dialect: Dialect) -> Callable[[uuid.UUID | None], str | None]:
-        # Replaces BINARY's own processing, which would want bytes.
-        return lambda value: None if value is None else value.hex
+    def process_bind_param(self, value: uuid.UUID | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else value.bytes
 
     def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
         return None if value is None else uuid.UUID(bytes=value)
