@@ -1,0 +1,73 @@
+"""The docs name what exists: the tests they cite, the files they point at, the
+settings they document (every one of them), and code shown from real files."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TEST_REFERENCE = re.compile(r"`?(test_\w+\.py)::(test_\w+)`?")
+PATH_REFERENCE = re.compile(
+    r"`((?:app|tests|scripts|migrations|docs)/[\w./-]+\.(?:py|md))(?:::\w+)?`"
+)
+CODE_FROM = re.compile(r"<!-- from: (\S+) -->\n```python\n(.*?)```", re.DOTALL)
+VARIABLE_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]+)`(?:, `([A-Z][A-Z0-9_]+)`)? \|", re.MULTILINE)
+# Read by other programs than the app: the tests' own settings, docker compose.
+NOT_SETTINGS = {"TEST_DATABASE_URL", "DB_PASSWORD"}
+# The files that docs/migrations.md's worked example adds (a `tags` model).
+WORKED_EXAMPLE = ("app/tags/", "tests/test_tags.py")
+
+
+def _text(page: Path) -> str:
+    return page.read_text(encoding="utf-8")
+
+
+def _test_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_cited_tests_exist(page: Path) -> None:
+    missing = [
+        f"{module}::{name}"
+        for module, name in TEST_REFERENCE.findall(_text(page))
+        if not (ROOT / "tests" / module).exists()
+        or name not in _test_names(ROOT / "tests" / module)
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_cited_files_exist(page: Path) -> None:
+    cited = [p for p in PATH_REFERENCE.findall(_text(page)) if not p.startswith(WORKED_EXAMPLE)]
+    assert [path for path in cited if not (ROOT / path).exists()] == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_code_shown_is_the_code(page: Path) -> None:
+    for source, code in CODE_FROM.findall(_text(page)):
+        assert code in (ROOT / source).read_text(encoding="utf-8"), source
+    blocks = _text(page).count("```python")
+    assert blocks == len(CODE_FROM.findall(_text(page))), "a python block without its source"
+
+
+def test_every_setting_is_documented_and_nothing_else() -> None:
+    documented = {
+        name
+        for row in VARIABLE_ROW.findall(_text(ROOT / "docs" / "configuration.md"))
+        for name in row
+        if name
+    }
+    settings = {name.upper() for name in Settings.model_fields}
+    assert settings - documented == set(), "settings missing from docs/configuration.md"
+    assert documented - settings - NOT_SETTINGS == set(), "documented variables that do not exist"
