@@ -1,0 +1,139 @@
+{%- set db = cookiecutter.database -%}
+{%- set main = "database" if db == "sqlite" else "primary" -%}
+"""`/livez` answers without the database; `/readyz` (and its alias `/health`) asks
+each database for a trivial query and answers 503 + Retry-After, fast, when one does
+not answer, whether it is down{% if db != "sqlite" %}, hung{% endif %} or its pool is exhausted."""
+
+import time
+
+{%- if db == "sqlite" %}
+from pathlib import Path
+{%- endif %}
+{% if db != "sqlite" %}
+import pytest
+{%- endif %}
+from httpx import AsyncClient, Response
+
+from app.main import create_app
+from app.settings import Settings
+from tests.helpers import serve
+
+READINESS_TIMEOUT = 0.5
+
+
+def _unreachable(settings: Settings, {% if db == "sqlite" %}missing_dir: Path{% else %}port: int{% endif %}) -> Settings:
+{%- if db == "sqlite" %}
+    url = settings.url.set(database=str(missing_dir / "no-such-dir" / "db.sqlite"))
+{%- else %}
+    url = settings.url.set(host="127.0.0.1", port=port)
+{%- endif %}
+    return settings.model_copy(
+        update={
+            "database_url": url.render_as_string(hide_password=False),
+            "readiness_timeout": READINESS_TIMEOUT,
+{%- if db != "sqlite" %}
+            "db_connect_timeout": 5.0,
+{%- endif %}
+        }
+    )
+
+
+async def _timed_get(client: AsyncClient, path: str) -> tuple[Response, float]:
+    started = time.monotonic()
+    response = await client.get(path)
+    return response, time.monotonic() - started
+
+
+def assert_not_ready(response: Response, checks: dict[str, str]) -> None:
+    assert response.status_code == 503, response.text
+    assert int(response.headers["retry-after"]) > 0
+    assert response.json() == {"status": "unavailable", "checks": checks}
+
+
+async def test_ready_when_the_database_answers(test_settings: Settings) -> None:
+    async with serve(create_app(test_settings)) as client:
+        for path in ("/livez", "/readyz", "/health"):
+            response = await client.get(path)
+            assert response.status_code == 200, (path, response.text)
+        assert (await client.get("/livez")).json() == {"status": "ok"}
+        ready = (await client.get("/readyz")).json()
+        assert ready == {"status": "ok", "checks": {"{{ main }}": "ok"}}
+        assert (await client.get("/health")).json() == ready
+{%- if db == "sqlite" %}
+
+
+async def test_unreachable_database_is_not_ready_but_alive(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    async with serve(create_app(_unreachable(test_settings, tmp_path))) as client:
+        live, _ = await _timed_get(client, "/livez")
+        assert live.status_code == 200
+        for path in ("/readyz", "/health"):
+            response, elapsed = await _timed_get(client, path)
+            assert_not_ready(response, {"database": "error"})
+            assert elapsed < 1
+{%- else %}
+
+
+@pytest.mark.parametrize("failure", ["refused", "hung"])
+async def test_unreachable_database_is_not_ready_but_alive(
+    test_settings: Settings, silent_server: int, failure: str
+) -> None:
+    """A refused connection is an error at once; a server that accepts and says nothing
+    is cut at READINESS_TIMEOUT, well before the 5 s connect timeout."""
+    port = 1 if failure == "refused" else silent_server
+    async with serve(create_app(_unreachable(test_settings, port))) as client:
+        live, elapsed = await _timed_get(client, "/livez")
+        assert live.status_code == 200
+        assert elapsed < 0.2
+        for path in ("/readyz", "/health"):
+            response, elapsed = await _timed_get(client, path)
+            assert_not_ready(response, {"primary": "error" if failure == "refused" else "timeout"})
+            assert elapsed < READINESS_TIMEOUT + 0.5
+
+
+async def test_a_hung_replica_makes_the_instance_not_ready(
+    test_settings: Settings, silent_server: int
+) -> None:
+    replica = test_settings.url.set(host="127.0.0.1", port=silent_server)
+    settings = test_settings.model_copy(
+        update={
+            "database_replica_url": replica.render_as_string(hide_password=False),
+            "readiness_timeout": READINESS_TIMEOUT,
+        }
+    )
+    async with serve(create_app(settings)) as client:
+        response, elapsed = await _timed_get(client, "/readyz")
+    assert_not_ready(response, {"primary": "ok", "replica": "timeout"})
+    assert elapsed < READINESS_TIMEOUT + 0.5
+{%- endif %}
+
+
+async def test_an_exhausted_pool_makes_the_instance_not_ready_until_it_frees(
+    test_settings: Settings,
+) -> None:
+    """The probe goes through the pools requests use, so it sees what they would."""
+    tiny = test_settings.model_copy(
+        update={
+            "db_pool_size": 1,
+            "db_max_overflow": 0,
+            "db_pool_timeout": 5.0,
+            "readiness_timeout": READINESS_TIMEOUT,
+        }
+    )
+    app = create_app(tiny)
+    async with serve(app) as client:
+        async with app.state.engines.pools["{{ main }}"].connect():  # the only connection
+            response, elapsed = await _timed_get(client, "/readyz")
+            assert_not_ready(response, {"{{ main }}": "timeout"})
+            assert elapsed < READINESS_TIMEOUT + 0.5
+            assert (await client.get("/livez")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_probes_are_documented_in_openapi(client: AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert "deprecated" not in paths["/readyz"]["get"]
+    assert paths["/health"]["get"]["deprecated"] is True
+    assert "503" in paths["/readyz"]["get"]["responses"]
+    assert (await client.get("/docs")).status_code == 200

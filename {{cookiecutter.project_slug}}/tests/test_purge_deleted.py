@@ -1,0 +1,250 @@
+{%- set db = cookiecutter.database -%}
+"""The purge job, for real: `python -m scripts.purge_deleted` deletes the users
+soft-deleted long enough ago, with their posts and role links, in batches of one
+transaction each; interrupted (a signal, or killed outright) it leaves whole batches
+only, and run again it finishes the work."""
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, insert, select{% if db == "sqlite" %}, text{% endif %}
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db.session import job_database
+from app.db.types import utcnow
+from app.posts.models import Post
+from app.settings import Settings
+from app.users.models import Role, User, user_roles
+from app.users.purge import Purged, purge_deleted
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.usefixtures("committed")
+
+POSTS_EACH = 2
+LINE_TIMEOUT = 30
+
+
+async def _add_users(
+    engine: AsyncEngine, count: int, *, deleted_days_ago: int | None
+) -> list[uuid.UUID]:
+    """`count` users with POSTS_EACH posts each, deleted that many days ago (or live)."""
+    now = utcnow()
+    deleted_at = None if deleted_days_ago is None else now - timedelta(days=deleted_days_ago)
+    ids = [uuid.uuid4() for _ in range(count)]
+    users = [
+        {
+            "id": user_id,
+            "email": f"{user_id.hex}@example.com",
+            "full_name": "P",
+            "is_deleted": deleted_at is not None,
+            "deleted_at": deleted_at,
+        }
+        for user_id in ids
+    ]
+    posts = [
+        {"author_id": user_id, "title": title, "body": "."}
+        for user_id in ids
+        for title in ("first", "second")[:POSTS_EACH]
+    ]
+    async with engine.begin() as connection:
+        await connection.execute(insert(User), users)
+        await connection.execute(insert(Post), posts)
+    return ids
+
+
+async def _remaining(engine: AsyncEngine, ids: list[uuid.UUID]) -> tuple[int, int]:
+    """(users, posts) of `ids` still in the database."""
+    async with engine.connect() as connection:
+        users = await connection.scalar(select(func.count()).where(User.id.in_(ids)))
+        posts = await connection.scalar(select(func.count()).where(Post.author_id.in_(ids)))
+    return int(users or 0), int(posts or 0)
+
+
+async def test_purges_only_users_deleted_long_enough_with_their_posts_and_roles(
+    engine: AsyncEngine, test_settings: Settings
+) -> None:
+    old = await _add_users(engine, 3, deleted_days_ago=40)
+    recent = await _add_users(engine, 2, deleted_days_ago=10)
+    live = await _add_users(engine, 2, deleted_days_ago=None)
+    role_id = uuid.uuid4()
+    async with engine.begin() as connection:
+        await connection.execute(insert(Role), [{"id": role_id, "name": "auditor"}])
+        await connection.execute(
+            insert(user_roles), [{"user_id": u, "role_id": role_id} for u in old + live]
+        )
+
+    batches: list[Purged] = []
+    async with job_database(test_settings) as database:
+        total = await purge_deleted(
+            database, utcnow() - timedelta(days=30), batch_size=2, on_batch=batches.append
+        )
+
+    assert batches == [Purged(users=2, posts=4), Purged(users=1, posts=2)]
+    assert total == Purged(users=3, posts=6)
+    assert await _remaining(engine, old) == (0, 0)
+    assert await _remaining(engine, recent) == (2, 2 * POSTS_EACH)
+    assert await _remaining(engine, live) == (2, 2 * POSTS_EACH)
+    async with engine.connect() as connection:
+        links = (await connection.execute(select(user_roles.c.user_id))).scalars().all()
+        assert set(links) == set(live)
+        assert await connection.scalar(select(func.count()).select_from(Role)) == 1
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "ENVIRONMENT": "test",
+        "SECRET_KEY": settings.secret_key,
+    }
+
+
+async def _start(settings: Settings, *arguments: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scripts.purge_deleted",
+        *arguments,
+        cwd=PROJECT_ROOT,
+        env=_environment(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _line_starting(stream: asyncio.StreamReader | None, prefix: str) -> str:
+    assert stream is not None
+    async with asyncio.timeout(LINE_TIMEOUT):
+        while line := (await stream.readline()).decode():
+            if line.startswith(prefix):
+                return line
+    raise AssertionError(f"the job ended without a line starting {prefix!r}")
+
+
+async def _finish(process: asyncio.subprocess.Process) -> tuple[int, str, str]:
+    async with asyncio.timeout(LINE_TIMEOUT):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@asynccontextmanager
+{%- if db == "sqlite" %}
+async def _holding_up_the_next_batch(engine: AsyncEngine) -> AsyncIterator[None]:
+{%- else %}
+async def _holding_up_the_second_batch(
+    engine: AsyncEngine, user_ids: list[uuid.UUID], batch: int
+) -> AsyncIterator[None]:
+{%- endif %}
+{%- if db == "sqlite" %}
+    """SQLite has one writer at a time: hold the write lock (BEGIN IMMEDIATE)."""
+    async with engine.begin() as connection:
+        await connection.execute(text("SELECT 1"))
+        yield
+{%- else %}
+    """Share-lock every user's second post but those of the first batch (the lowest
+    ids, as all were deleted at once): the first batch goes through, the next deletes
+    each user's first post, then waits, half done, for the lock."""
+    later = sorted(user_ids)[batch:]
+    async with engine.begin() as connection:
+        await connection.execute(
+            select(Post.id)
+            .where(Post.title == "second", Post.author_id.in_(later))
+            .with_for_update(read=True)
+        )
+        yield
+{%- endif %}
+
+
+async def test_the_command_purges_in_batches_and_reports_progress(
+    engine: AsyncEngine, test_settings: Settings
+) -> None:
+    old = await _add_users(engine, 5, deleted_days_ago=31)
+    process = await _start(test_settings, "--older-than-days", "30", "--batch-size", "2")
+    status, out, err = await _finish(process)
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("5 users deleted before ")
+    assert [line.split(":")[0] for line in lines[1:4]] == ["batch 1", "batch 2", "batch 3"]
+    assert "5 of 5 users (100%), 10 posts" in lines[3]
+    assert lines[-1] == "done: 5 users and 10 posts purged in 3 batches"
+    assert await _remaining(engine, old) == (0, 0)
+
+
+@pytest.mark.parametrize("how", ["signal", "kill"])
+async def test_an_interrupted_purge_leaves_whole_batches_and_resumes(
+    engine: AsyncEngine, test_settings: Settings, how: str
+) -> None:
+    batch = 5
+{%- if db == "sqlite" %}
+    # Enough batches that the job is still at work when the test holds it up.
+    old = await _add_users(engine, 1000, deleted_days_ago=45)
+{%- else %}
+    old = await _add_users(engine, 50, deleted_days_ago=45)
+{%- endif %}
+    kept = await _add_users(engine, 10, deleted_days_ago=3) + await _add_users(
+        engine, 10, deleted_days_ago=None
+    )
+    arguments = ("--older-than-days", "30", "--batch-size", str(batch))
+{%- if db == "sqlite" %}
+    process = await _start(test_settings, *arguments)
+    await _line_starting(process.stdout, "batch 1:")
+    async with _holding_up_the_next_batch(engine):
+{%- else %}
+    async with _holding_up_the_second_batch(engine, old, batch):
+        process = await _start(test_settings, *arguments)
+        await _line_starting(process.stdout, "batch 1:")
+{%- endif %}
+        await asyncio.sleep(0.5)  # the job is now waiting inside a batch
+        assert process.returncode is None, "the job finished before it could be held up"
+        if how == "signal":
+            process.send_signal(signal.SIGINT)
+            await _line_starting(process.stderr, "stopping after this batch")
+        else:
+            process.kill()
+            await process.wait()
+    status, _, err = await _finish(process)
+
+    users, posts = await _remaining(engine, old)
+    assert 0 < users < len(old)
+    assert (len(old) - users) % batch == 0  # whole batches, committed or not at all
+    assert posts == POSTS_EACH * users  # no user left with part of its posts
+    if how == "signal":
+        assert status == 130
+        purged = len(old) - users
+        assert f"interrupted: {purged} users and {POSTS_EACH * purged} posts purged" in err
+        assert "run again to carry on" in err
+    else:
+        assert status == -signal.SIGKILL
+
+    again = await _start(test_settings, *arguments)
+    status, out, err = await _finish(again)
+    assert status == 0, err
+    assert out.splitlines()[0].startswith(f"{users} users deleted before ")
+    assert await _remaining(engine, old) == (0, 0)
+    assert await _remaining(engine, kept) == (len(kept), POSTS_EACH * len(kept))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("--older-than-days", "-1"), "--older-than-days must be 0 or more"),
+        (("--older-than-days", "30", "--batch-size", "0"), "--batch-size must be between"),
+        ((), "the following arguments are required: --older-than-days"),
+    ],
+)
+async def test_bad_arguments_are_refused_before_any_work(
+    engine: AsyncEngine, test_settings: Settings, arguments: tuple[str, ...], message: str
+) -> None:
+    old = await _add_users(engine, 1, deleted_days_ago=400)
+    status, _, err = await _finish(await _start(test_settings, *arguments))
+    assert status == 2
+    assert message in err
+    assert await _remaining(engine, old) == (1, POSTS_EACH)
