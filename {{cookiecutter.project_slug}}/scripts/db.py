@@ -3,11 +3,16 @@
 
     python -m scripts.db create   # create the database named in DATABASE_URL if missing
     python -m scripts.db check    # connect, show the server version and the schema revision
+    python -m scripts.db wait --timeout 300   # until the schema is at the latest migration
 
-Both read DATABASE_URL the way the app does (environment, then `.env`). The
+All read DATABASE_URL the way the app does (environment, then `.env`). The
 post-generation hook runs `create` before `alembic upgrade head`.
 `check` exits 1 when the database cannot be reached and 2 when it is reachable but
-not at the latest migration, so a deploy script can stop early.
+not at the latest migration, so a deploy script can stop early. `wait` asks the
+same question again every --interval seconds until the answer is yes (exit 0) or
+--timeout seconds have passed (then 1 or 2, as `check`): a server started beside
+a separate migration step runs it first, and so never serves a schema older than
+its code.
 """
 
 import argparse
@@ -24,10 +29,12 @@ from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.create_database import create_database_if_missing
-from app.db.engine import create_engines
+from app.db.engine import Engines, create_engines
 from app.settings import get_settings
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+# `wait`: the last attempt may run this long past --timeout, no longer.
+MIN_ATTEMPT_SECONDS = 1.0
 {%- if db == "sqlite" %}
 SERVER_VERSION = text("SELECT 'SQLite ' || sqlite_version()")
 CREATED = "ready: {} (SQLite creates the file on first connection)"
@@ -67,14 +74,20 @@ def _revisions(conn: Connection) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(current)), tuple(sorted(heads))
 
 
+async def _schema(engines: Engines) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(server version, revisions the database is at, head revisions)."""
+    async with engines.writer.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        version = await conn.scalar(SERVER_VERSION)
+        current, heads = await conn.run_sync(_revisions)
+    return str(version), current, heads
+
+
 async def check() -> int:
     settings = get_settings()
     engines = create_engines(settings)
     try:
-        async with engines.writer.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            version = await conn.scalar(SERVER_VERSION)
-            current, heads = await conn.run_sync(_revisions)
+        version, current, heads = await _schema(engines)
     except (SQLAlchemyError, OSError) as exc:
         return _unreachable(settings.url, exc)
     finally:
@@ -90,19 +103,74 @@ async def check() -> int:
     return 0
 
 
+def _revision_list(revisions: tuple[str, ...]) -> str:
+    return ", ".join(revisions) or "none"
+
+
+async def wait(give_up_after: float, interval: float) -> int:
+    """`check` until the schema is at head, for at most `give_up_after` seconds."""
+    settings = get_settings()
+    engines = create_engines(settings)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + give_up_after
+    said = ""
+    try:
+        while True:
+            try:
+                # An attempt never outlasts the deadline (a hung server included).
+                async with asyncio.timeout_at(max(deadline, loop.time() + MIN_ATTEMPT_SECONDS)):
+                    _, current, heads = await _schema(engines)
+            except (SQLAlchemyError, OSError) as exc:  # TimeoutError is an OSError
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                status, why = 1, f"cannot connect to {_safe(settings.url)}: {reason}"
+            else:
+                if current == heads:
+                    print(f"ok: the schema is at head ({_revision_list(heads)})", flush=True)
+                    return 0
+                at, head = _revision_list(current), _revision_list(heads)
+                status, why = 2, f"the schema is at {at}, not at head ({head})"
+            if loop.time() >= deadline:
+                print(f"gave up after {give_up_after:g} s: {why}", file=sys.stderr)
+                return status
+            if why != said:  # one line per change, not one per attempt
+                print(f"waiting: {why}", file=sys.stderr, flush=True)
+                said = why
+            await asyncio.sleep(min(interval, max(deadline - loop.time(), 0)))
+    finally:
+        await engines.dispose()
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.db", description=__doc__)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("create", help="create the database in DATABASE_URL if it is missing")
     commands.add_parser("check", help="connect; show the server version and schema revision")
+    waiting = commands.add_parser("wait", help="wait until the schema is at the latest migration")
+    waiting.add_argument(
+        "--timeout", type=_seconds, default=300.0, help="give up after this many seconds (300)"
+    )
+    waiting.add_argument(
+        "--interval", type=_seconds, default=2.0, help="seconds between two checks (2)"
+    )
     args = parser.parse_args(argv)
     try:
         get_settings()
     except ValidationError as exc:
         print(f"invalid settings: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(create() if args.command == "create" else check())
+    if args.command == "create":
+        return asyncio.run(create())
+    if args.command == "check":
+        return asyncio.run(check())
+    return asyncio.run(wait(args.timeout, args.interval))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,744 @@
+"""The Kubernetes manifests (`deploy/kubernetes/`, for a database server with use_docker=yes).
+
+Every document is valid against the Kubernetes JSON schemas that kubernetes-validate
+bundles (strict: no unknown field), and so is what kustomize builds from them (with the
+PgBouncer component and without). The kustomizations list exactly their files. Whatever
+must agree with the rest of the bake does: the port and the user of the Dockerfile, the
+probes and the metrics path of the app (served for real, on the manifests' settings),
+one image everywhere, every ConfigMap and Secret key a setting of `app/settings.py`, the
+shipped Secret refused by those settings until its placeholders are replaced, the
+migration Job's command the one of compose's `migrate`, and the commands of the Job, of
+the wait before the web pods start and of the purge CronJob run as written against the
+real database server.
+"""
+
+import json
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+from dockerfile_parse import DockerfileParser
+from ruamel.yaml import YAML
+from sqlalchemy.engine import make_url
+
+from tests.baked_app import serve_baked
+from tests.conftest import IN_CI, RUN_ID, Bakery, Cookies, DatabaseServer, run, tail
+from tests.variants import TEST_PYTHON_VERSION, YES_NO, Variant
+
+SERVER_DATABASES = ("postgresql", "mysql")
+MANIFEST_VARIANTS = [
+    *(
+        Variant(database, example, "no", TEST_PYTHON_VERSION)
+        for database in SERVER_DATABASES
+        for example in YES_NO
+    ),
+    *(
+        Variant(database, "yes", "no", TEST_PYTHON_VERSION, auth="jwt")
+        for database in SERVER_DATABASES
+    ),
+]
+# The commands differ with the examples only by the purge CronJob's, and with auth only by
+# the Secret's keys: run them once per server.
+COMMAND_VARIANTS = [
+    v for v in MANIFEST_VARIANTS if v.include_example_models == "yes" and v.auth == "none"
+]
+WITHOUT_MANIFESTS = [
+    Variant("sqlite", "yes", "no", TEST_PYTHON_VERSION),
+    Variant("postgresql", "yes", "no", TEST_PYTHON_VERSION, use_docker="no"),
+    Variant("mysql", "yes", "no", TEST_PYTHON_VERSION, use_docker="no"),
+]
+KUBERNETES_VERSION = kubernetes_validate.latest_version()
+PGBOUNCER_COMPONENT = "# components:\n#   - pgbouncer\n"
+PGBOUNCER_IMAGE = re.compile(r"edoburu/pgbouncer:v\d+\.\d+\.\d+-p\d+")
+# Variables that the edoburu/pgbouncer image's entrypoint.sh reads (v1.25.2-p0; not all
+# of them): PgBouncer's keys must be among them, or the image would silently ignore them.
+PGBOUNCER_VARIABLES = frozenset(
+    {
+        "DATABASE_URL", "DATABASE_URLS", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER",
+        "DB_PASSWORD", "AUTH_FILE", "AUTH_TYPE", "AUTH_USER", "AUTH_QUERY", "AUTH_DBNAME",
+        "AUTH_HBA_FILE", "POOL_MODE", "MAX_CLIENT_CONN", "POOL_SIZE", "DEFAULT_POOL_SIZE",
+        "MIN_POOL_SIZE", "RESERVE_POOL_SIZE", "RESERVE_POOL_TIMEOUT", "MAX_DB_CONNECTIONS",
+        "MAX_USER_CONNECTIONS", "SERVER_ROUND_ROBIN", "IGNORE_STARTUP_PARAMETERS",
+        "ADMIN_USERS", "STATS_USERS", "LISTEN_ADDR", "LISTEN_PORT", "CLIENT_ENCODING",
+        "SERVER_RESET_QUERY", "SERVER_LIFETIME", "SERVER_IDLE_TIMEOUT", "QUERY_WAIT_TIMEOUT",
+        "MAX_PREPARED_STATEMENTS", "LOG_CONNECTIONS", "LOG_DISCONNECTIONS", "VERBOSE",
+    }
+)  # fmt: skip
+# Read by other programs than the app's settings: prometheus-client.
+NOT_SETTINGS = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
+# The servers' default max_connections: the manifests' pools must fit in it.
+DEFAULT_MAX_CONNECTIONS = {"postgresql": 100, "mysql": 151}
+DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+MAX_NAME = {"CronJob": 52}  # the controller appends 11 characters to a Job's name
+MAX_LABEL = 63
+COMMAND_TIMEOUT = 60
+PLACEHOLDER = "change-me"
+
+
+def _load_all(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in YAML(typ="safe", pure=True).load_all(text) if doc is not None]
+
+
+def _deploy(project: Path) -> Path:
+    return project / "deploy" / "kubernetes"
+
+
+def _kustomization(folder: Path) -> dict[str, Any]:
+    (document,) = _load_all((folder / "kustomization.yaml").read_text(encoding="utf-8"))
+    return document
+
+
+def _patch_files(folder: Path) -> set[str]:
+    return {patch["path"] for patch in _kustomization(folder).get("patches", [])}
+
+
+def _manifest_files(project: Path) -> list[Path]:
+    """Every YAML file of the manifests but the kustomizations and their patches."""
+    files = []
+    for path in sorted(_deploy(project).rglob("*.yaml")):
+        if path.name == "kustomization.yaml" or path.name in _patch_files(path.parent):
+            continue
+        files.append(path)
+    return files
+
+
+def _resources(project: Path) -> list[dict[str, Any]]:
+    """The base's resources, as kustomize reads them (every document of every file)."""
+    folder = _deploy(project)
+    return [
+        document
+        for name in _kustomization(folder)["resources"]
+        for document in _load_all((folder / name).read_text(encoding="utf-8"))
+    ]
+
+
+def _one(resources: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [r for r in resources if r["kind"] == kind and name in (None, r["metadata"]["name"])]
+    assert len(found) == 1, f"{len(found)} {kind} named {name}"
+    return found[0]
+
+
+def _pod_specs(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each workload's pod spec, by `Kind/name`."""
+    specs = {}
+    for r in resources:
+        key = f"{r['kind']}/{r['metadata']['name']}"
+        if r["kind"] in ("Deployment", "Job"):
+            specs[key] = r["spec"]["template"]["spec"]
+        elif r["kind"] == "CronJob":
+            specs[key] = r["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return specs
+
+
+def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def _image_name(image: str) -> str:
+    return image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+
+
+def _app_containers(project: Path, resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every container that runs the service's own image."""
+    slug = project.name
+    return [
+        c
+        for pod in _pod_specs(resources).values()
+        for c in _containers(pod)
+        if _image_name(c["image"]) == slug
+    ]
+
+
+@dataclass(frozen=True)
+class Image:
+    """What the baked Dockerfile's runtime stage says."""
+
+    command: list[str]
+    exposed: list[str]
+    uid: int
+    environment: dict[str, str]
+
+    def option(self, name: str) -> str:
+        return self.command[self.command.index(name) + 1]
+
+
+def _image(project: Path) -> Image:
+    parser = DockerfileParser(path=str(project / "Dockerfile"))
+    instructions = [(i["instruction"], i["value"]) for i in parser.structure]
+    command = json.loads(next(value for name, value in instructions if name == "CMD"))
+    exposed = [value for name, value in instructions if name == "EXPOSE"]
+    users = [re.search(r"useradd .*--uid (\d+) app\b", v) for n, v in instructions if n == "RUN"]
+    (uid,) = [int(match.group(1)) for match in users if match]
+    assert ("USER", "app") in instructions
+    environment = {name: value for name, value in parser.envs.items() if name != "PATH"}
+    return Image(command, exposed, uid, environment)
+
+
+def _compose(project: Path) -> dict[str, Any]:
+    (document,) = _load_all((project / "docker-compose.yml").read_text(encoding="utf-8"))
+    return document
+
+
+def _in_project(project: Path, code: str, *args: str) -> Any:
+    """Run `code` with the baked project on sys.path; it prints one JSON value."""
+    result = run([sys.executable, "-c", code, *args], cwd=project, timeout=COMMAND_TIMEOUT)
+    assert result.returncode == 0, tail(result.stdout)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _setting_names(project: Path) -> set[str]:
+    code = (
+        "import json\nfrom app.settings import Settings\n"
+        "print(json.dumps(sorted(name.upper() for name in Settings.model_fields)))"
+    )
+    return set(_in_project(project, code))
+
+
+def _config_maps_and_secrets(resources: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+    found = {}
+    for r in resources:
+        if r["kind"] == "ConfigMap":
+            found["ConfigMap", r["metadata"]["name"]] = r["data"]
+        elif r["kind"] == "Secret":
+            found["Secret", r["metadata"]["name"]] = r["stringData"]
+    return found
+
+
+def _environment(container: dict[str, Any], resources: list[dict[str, Any]]) -> dict[str, str]:
+    """The variables a container gets from its envFrom and its plain `env` values
+    (`valueFrom` ones resolved from the Secrets and ConfigMaps in `resources`)."""
+    sources = _config_maps_and_secrets(resources)
+    environment: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        kind, ref = (
+            ("ConfigMap", "configMapRef") if "configMapRef" in source else ("Secret", "secretRef")
+        )
+        environment.update(sources[kind, source[ref]["name"]])
+    for variable in container.get("env", []):
+        if "value" in variable:
+            environment[variable["name"]] = variable["value"]
+        else:
+            ref = (
+                variable["valueFrom"].get("secretKeyRef")
+                or variable["valueFrom"]["configMapKeyRef"]
+            )
+            kind = "Secret" if "secretKeyRef" in variable["valueFrom"] else "ConfigMap"
+            environment[variable["name"]] = sources[kind, ref["name"]][ref["key"]]
+    return environment
+
+
+def _strict_errors(documents: list[dict[str, Any]], where: str) -> list[str]:
+    errors = []
+    for document in documents:
+        name = f"{where}: {document.get('kind')}/{document.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(part) for part in error.path)
+            errors.append(f"{name}: {path}: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError as error:
+            errors.append(f"{name}: {error.message}")
+    return errors
+
+
+def _kustomize(folder: Path) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        message = "kubectl is not installed (its `kubectl kustomize` builds the manifests)"
+        if IN_CI:
+            pytest.fail(f"CI=true and {message}", pytrace=False)
+        pytest.skip(message)
+    result = subprocess.run(
+        [kubectl, "kustomize", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return _load_all(result.stdout)
+
+
+def _with_pgbouncer(project: Path, tmp_path: Path) -> Path:
+    """A copy of the manifests with the PgBouncer component turned on, as the
+    kustomization's comment says to."""
+    copy = tmp_path / "kubernetes"
+    shutil.copytree(_deploy(project), copy)
+    text = (copy / "kustomization.yaml").read_text(encoding="utf-8")
+    assert text.count(PGBOUNCER_COMPONENT) == 1
+    uncommented = PGBOUNCER_COMPONENT.replace("# ", "").replace("#", "")
+    (copy / "kustomization.yaml").write_text(
+        text.replace(PGBOUNCER_COMPONENT, uncommented), encoding="utf-8"
+    )
+    return copy
+
+
+# ---------------------------------------------------------------------------
+# Which bakes have manifests
+
+
+@pytest.mark.parametrize("variant", WITHOUT_MANIFESTS, ids=str)
+def test_no_manifests_without_a_server_database_and_the_image(
+    bakery: Bakery, variant: Variant
+) -> None:
+    project = bakery.project(variant)
+    assert not (project / "deploy").exists()
+    assert not (project / "docs" / "kubernetes.md").exists()
+
+
+@pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
+def test_the_kustomizations_list_exactly_their_files(bakery: Bakery, variant: Variant) -> None:
+    folder = _deploy(bakery.project(variant))
+    assert (bakery.project(variant) / "docs" / "kubernetes.md").is_file()
+    base = _kustomization(folder)
+    files = {p.name for p in folder.iterdir() if p.is_file() and p.name != "kustomization.yaml"}
+    assert sorted(base["resources"]) == sorted(files)
+    assert (folder / "purge-cronjob.yaml").exists() == (variant.include_example_models == "yes")
+    # The only folder is the PgBouncer component (PostgreSQL), off until uncommented.
+    folders = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    text = (folder / "kustomization.yaml").read_text(encoding="utf-8")
+    if variant.database == "postgresql":
+        assert folders == ["pgbouncer"]
+        assert PGBOUNCER_COMPONENT in text
+        component = _kustomization(folder / "pgbouncer")
+        assert component["kind"] == "Component"
+        listed = [*component["resources"], *_patch_files(folder / "pgbouncer")]
+        present = [p.name for p in (folder / "pgbouncer").iterdir() if p.is_file()]
+        assert sorted(listed) == sorted(set(present) - {"kustomization.yaml"})
+    else:
+        assert folders == []
+        assert "pgbouncer" not in text.lower()
+
+
+@pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
+def test_each_variant_names_only_its_own_database(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    others = {"postgresql": ("mysql", "mariadb"), "mysql": ("postgres", "pgbouncer")}
+    pages = [*sorted(_deploy(project).rglob("*.yaml")), project / "docs" / "kubernetes.md"]
+    mentions = [
+        f"{page.relative_to(project)}: {word}"
+        for page in pages
+        for word in others[variant.database]
+        if word in page.read_text(encoding="utf-8").lower()
+    ]
+    assert mentions == []
+
+
+# ---------------------------------------------------------------------------
+# Valid Kubernetes
+
+
+@pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
+def test_every_manifest_is_valid_kubernetes(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    errors = []
+    for path in _manifest_files(project):
+        documents = _load_all(path.read_text(encoding="utf-8"))
+        assert documents, f"{path.name} holds no document"
+        errors += _strict_errors(documents, str(path.relative_to(project)))
+    assert errors == [], "\n".join(errors)
+
+
+@pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
+def test_what_kustomize_builds_is_valid_kubernetes(
+    bakery: Bakery, variant: Variant, tmp_path: Path
+) -> None:
+    project = bakery.project(variant)
+    built = _kustomize(_deploy(project))
+    assert _strict_errors(built, "kubectl kustomize") == []
+    # kustomize changes nothing but the image's tag.
+    expected = [(r["kind"], r["metadata"]["name"]) for r in _resources(project)]
+    assert sorted((r["kind"], r["metadata"]["name"]) for r in built) == sorted(expected)
+    tag = _kustomization(_deploy(project))["images"][0]["newTag"]
+    assert {c["image"] for c in _app_containers(project, built)} == {f"{project.name}:{tag}"}
+    if variant.database == "postgresql":
+        with_pgbouncer = _kustomize(_with_pgbouncer(project, tmp_path))
+        assert _strict_errors(with_pgbouncer, "kubectl kustomize (pgbouncer)") == []
+        assert len(with_pgbouncer) == len(built) + 6
+
+
+# ---------------------------------------------------------------------------
+# Agreeing with the image and the app
+
+
+@pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
+def test_ports_probes_and_shutdown_agree_with_the_image(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    image = _image(project)
+    resources = _resources(project)
+    name = _one(resources, "Deployment")["metadata"]["name"]
+    pod = _one(resources, "Deployment", name)["spec"]["template"]
+    (app,) = pod["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in app["ports"]}
+    assert list(ports.values()) == [int(image.option("--port"))]
+    assert image.exposed == [str(image.option("--port"))]
+
+    def port(probe: dict[str, Any]) -> int:
+        value = probe["httpGet"]["port"]
+        return ports[value] if isinstance(value, str) else int(value)
+
+    assert app["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert app["startupProbe"]["httpGet"]["path"] == "/livez"
+    assert app["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe in ("livenessProbe", "startupProbe", "readinessProbe"):
+        assert port(app[probe]) == int(image.option("--port")), probe
+    annotations = pod["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == int(image.option("--port"))
+    assert annotations["prometheus.io/path"] == "/metrics"
+    # The Service reaches the container port by its name.
+    (service_port,) = _one(resources, "Service", name)["spec"]["ports"]
+    assert service_port["targetPort"] in ports
+    assert _one(resources, "Service", name)["spec"]["selector"] == pod["metadata"]["labels"]
+    # /readyz gives up before the probe does.
+    settings = _environment(app, resources)
+    assert float(settings["READINESS_TIMEOUT"]) < app["readinessProbe"]["timeoutSeconds"]
+    # The endpoints drop the pod (preStop), then uvicorn finishes the requests in flight,
+    # all before the kubelet kills it.
+    pause = app["lifecycle"]["preStop"]["exec"]["command"]
+    assert pause[0] == "sleep"
+    graceful = int(image.option("--timeout-graceful-shutdown"))
+    assert pod["spec"]["terminationGracePeriodSeconds"] > int(pause[1]) + graceful
+
+
+@pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
+def test_pods_run_as_the_image_user_on_a_read_only_root(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    image = _image(project)
+    multiprocess_dir = image.environment["PROMETHEUS_MULTIPROC_DIR"]
+    resources = [
+        document
+        for path in _manifest_files(project)
+        for document in _load_all(path.read_text(encoding="utf-8"))
+    ]
+    pods = _pod_specs(resources)
+    assert len(pods) == (3 if variant.include_example_models == "yes" else 2) + (
+        1 if variant.database == "postgresql" else 0
+    )
+    for where, pod in pods.items():
+        runs_the_image = all(_image_name(c["image"]) == project.name for c in _containers(pod))
+        security = pod["securityContext"]
+        assert security["runAsNonRoot"] is True, where
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert pod["automountServiceAccountToken"] is False, where
+        if runs_the_image:
+            assert security["runAsUser"] == security["runAsGroup"] == image.uid, where
+        else:
+            assert PGBOUNCER_IMAGE.fullmatch(pod["containers"][0]["image"]), where
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        mounted: list[str] = []
+        for container in _containers(pod):
+            at = f"{where} {container['name']}"
+            assert container["securityContext"] == {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            }, at
+            for kind in ("requests", "limits"):
+                assert set(container["resources"][kind]) == {"cpu", "memory"}, at
+            mounts = container.get("volumeMounts", [])
+            assert all("emptyDir" in volumes[m["name"]] for m in mounts), at
+            mounted += [m["name"] for m in mounts]
+            if runs_the_image:
+                # app/metrics.py creates the directory at import: it must be writable.
+                assert any(
+                    f"{multiprocess_dir}/".startswith(m["mountPath"].rstrip("/") + "/")
+                    for m in mounts
+                ), at
+        # No two containers share a scratch directory (nor one process's metrics files).
+        assert len(mounted) == len(set(mounted)) == len(volumes), where
+
+
+@pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
+def test_one_image_everywhere(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    resources = _resources(project)
+    images = {c["image"] for c in _app_containers(project, resources)}
+    assert images == {project.name}
+    expected = 4 if variant.include_example_models == "yes" else 3  # + the CronJob's
+    assert len(_app_containers(project, resources)) == expected
+    (kustomized,) = _kustomization(_deploy(project))["images"]
+    assert kustomized["name"] == project.name
+    # compose builds the same image; if it names it, it is this name.
+    for service in ("migrate", "app"):
+        named = _compose(project)["services"][service].get("image")
+        assert named is None or _image_name(named) == project.name, service
+
+
+@pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
+def test_every_variable_is_a_setting_and_the_numbers_agree(
+    bakery: Bakery, variant: Variant
+) -> None:
+    project = bakery.project(variant)
+    settings = _setting_names(project)
+    resources = _resources(project)
+    unknown = {
+        f"{container['name']}: {variable}"
+        for container in _app_containers(project, resources)
+        for variable in _environment(container, resources)
+        if variable not in settings | NOT_SETTINGS
+    }
+    assert unknown == set()
+    # Every ConfigMap and Secret is for the app's containers.
+    used = {
+        (kind, ref["name"])
+        for container in _app_containers(project, resources)
+        for source in container.get("envFrom", [])
+        for kind, ref in (
+            ("ConfigMap", source.get("configMapRef")),
+            ("Secret", source.get("secretRef")),
+        )
+        if ref
+    }
+    assert used == set(_config_maps_and_secrets(resources))
+
+    name = _one(resources, "Deployment")["metadata"]["name"]
+    deployment = _one(resources, "Deployment", name)
+    (app,) = deployment["spec"]["template"]["spec"]["containers"]
+    web = _environment(app, resources)
+    hpa = _one(resources, "HorizontalPodAutoscaler", name)["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    assert "replicas" not in deployment["spec"]  # the autoscaler's to set
+    assert hpa["minReplicas"] >= 2
+    pdb = _one(resources, "PodDisruptionBudget", name)["spec"]
+    assert pdb["maxUnavailable"] < hpa["minReplicas"]
+    assert pdb["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    # SERVICE_INSTANCES: the most pods at once, during a rollout at the autoscaler's maximum.
+    surge = deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+    assert int(web["SERVICE_INSTANCES"]) == hpa["maxReplicas"] + surge
+    # Every pod's pools, the purge's and the migration's connection fit the server's default.
+    pools = (
+        int(web["SERVICE_INSTANCES"])
+        * int(web["WEB_CONCURRENCY"])
+        * (int(web["DB_POOL_SIZE"]) + int(web["DB_MAX_OVERFLOW"]))
+    )
+    jobs = 1  # the migration (NullPool: one connection)
+    if variant.include_example_models == "yes":
+        (purge,) = _pod_specs(resources)[f"CronJob/{name}-purge"]["containers"]
+        job = _environment(purge, resources)
+        jobs += int(job["JOB_DB_POOL_SIZE"]) + int(job.get("JOB_DB_MAX_OVERFLOW", "0"))
+    assert pools + jobs <= DEFAULT_MAX_CONNECTIONS[variant.database]
+
+
+@pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
+def test_the_shipped_secret_is_refused_until_its_placeholders_are_replaced(
+    bakery: Bakery, variant: Variant
+) -> None:
+    project = bakery.project(variant)
+    resources = _resources(project)
+    name = _one(resources, "Deployment")["metadata"]["name"]
+    (secret,) = [r["stringData"] for r in resources if r["kind"] == "Secret"]
+    # Nothing real is committed: every value holds the placeholder.
+    assert all(PLACEHOLDER in value for value in secret.values()), secret
+    (app,) = _pod_specs(resources)[f"Deployment/{name}"]["containers"]
+    shipped = {**_image(project).environment, **_environment(app, resources)}
+    assert shipped["ENVIRONMENT"] == "production"
+    real = _real_secrets(secret)
+    # Each environment alone, as in a pod (no `.env`: the image has none).
+    code = (
+        "import json, os, sys\nfrom pydantic import ValidationError\n"
+        "from app.settings import Settings\n"
+        "answers = []\n"
+        "for environment in json.loads(sys.argv[1]):\n"
+        "    os.environ.clear()\n    os.environ.update(environment)\n"
+        "    try:\n        Settings(_env_file=None)\n"
+        "    except ValidationError as error:\n        answers.append(str(error))\n"
+        "    else:\n        answers.append('accepted')\n"
+        "print(json.dumps(answers))"
+    )
+    # Every placeholder but one replaced: refused, naming the one left.
+    environments = [{**shipped, **real, key: shipped[key]} for key in real]
+    answers = _in_project(project, code, json.dumps([*environments, {**shipped, **real}]))
+    for key, answer in zip(real, answers, strict=False):
+        assert re.search(rf"(?<![A-Z_]){key} (is|uses) the placeholder", answer), (key, answer)
+    assert answers[-1] == "accepted"
+
+
+def _real_secrets(secret: dict[str, str]) -> dict[str, str]:
+    """The Secret with a random value for each placeholder (in a URL: its password)."""
+    real = {}
+    for key, value in secret.items():
+        if "://" in value:
+            password = secrets.token_urlsafe(16)
+            real[key] = make_url(value).set(password=password).render_as_string(hide_password=False)
+        else:
+            real[key] = secrets.token_urlsafe(32)
+    return real
+
+
+# ---------------------------------------------------------------------------
+# The commands, for real
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest, variant: Variant) -> DatabaseServer:
+    fixture = {"postgresql": "postgres_server", "mysql": "mariadb_server"}[variant.database]
+    found: DatabaseServer = request.getfixturevalue(fixture)
+    return found
+
+
+@pytest.fixture
+def database_url(server: DatabaseServer, variant: Variant) -> Iterator[str]:
+    name = f"ckt_{RUN_ID}_k8s_{variant.database[:2]}_{variant.include_example_models}"
+    server.drop(name)
+    server.create(name)
+    yield server.url(name)
+    server.drop(name)
+
+
+def _here(argv: list[str]) -> list[str]:
+    """An image's command on this machine: its `python` is this interpreter."""
+    assert argv[0] == "python", argv
+    return [sys.executable, *argv[1:]]
+
+
+@pytest.mark.parametrize("variant", COMMAND_VARIANTS, ids=str)
+def test_the_commands_run_as_written(
+    bakery: Bakery, variant: Variant, database_url: str, tmp_path: Path
+) -> None:
+    project = bakery.project(variant)
+    resources = _resources(project)
+    name = _one(resources, "Deployment")["metadata"]["name"]
+    pods = _pod_specs(resources)
+    (secret,) = [r["stringData"] for r in resources if r["kind"] == "Secret"]
+
+    def environment(container: dict[str, Any]) -> dict[str, str]:
+        """As the pod gets it, with real secrets and the server here."""
+        multiprocess = tmp_path / container["name"]
+        return {
+            **_image(project).environment,
+            "PROMETHEUS_MULTIPROC_DIR": str(multiprocess),
+            **_environment(container, resources),
+            **_real_secrets(secret),
+            "DATABASE_URL": database_url,
+        }
+
+    # 1. The migration Job: compose's `migrate` command.
+    (migrate,) = pods[f"Job/{name}-migrate"]["containers"]
+    assert migrate["command"] == _compose(project)["services"]["migrate"]["command"]
+    result = run(_here(migrate["command"]), project, environment(migrate), COMMAND_TIMEOUT)
+    assert result.returncode == 0, tail(result.stdout)
+
+    # 2. The web pods' init container: the schema is at head, so it returns at once.
+    (wait,) = pods[f"Deployment/{name}"]["initContainers"]
+    assert wait["command"][:4] == ["python", "-m", "scripts.db", "wait"]
+    started = time.monotonic()
+    result = run(_here(wait["command"]), project, environment(wait), COMMAND_TIMEOUT)
+    assert result.returncode == 0, tail(result.stdout)
+    assert "ok: the schema is at head" in result.stdout
+    assert time.monotonic() - started < COMMAND_TIMEOUT / 2
+
+    # 3. The purge CronJob, its arguments and its job pool as they are.
+    (purge,) = pods[f"CronJob/{name}-purge"]["containers"]
+    result = run(_here(purge["command"]), project, environment(purge), COMMAND_TIMEOUT)
+    assert result.returncode == 0, tail(result.stdout)
+    assert "done: 0 users and 0 posts purged" in result.stdout
+
+    # 4. The web container, on the manifests' settings: its probes and metrics answer.
+    (app,) = pods[f"Deployment/{name}"]["containers"]
+    annotations = _one(resources, "Deployment", name)["spec"]["template"]["metadata"]
+    metrics_path = annotations["annotations"]["prometheus.io/path"]
+    with serve_baked(project, environment(app)) as base_url:
+        paths = httpx.get(f"{base_url}/openapi.json", timeout=5).json()["paths"]
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            path = app[probe]["httpGet"]["path"]
+            assert path in paths, probe
+            response = httpx.get(f"{base_url}{path}", timeout=app[probe].get("timeoutSeconds", 1))
+            assert response.status_code == 200, (probe, response.text)
+        assert httpx.get(f"{base_url}{metrics_path}", timeout=5).status_code == 200
+
+
+# ---------------------------------------------------------------------------
+# PgBouncer (PostgreSQL)
+
+
+def test_pgbouncer_component_wires_the_web_pods_through_it(bakery: Bakery, tmp_path: Path) -> None:
+    project = bakery.project(Variant("postgresql", "yes", "no", TEST_PYTHON_VERSION))
+    built = _kustomize(_with_pgbouncer(project, tmp_path))
+    base = _kustomize(_deploy(project))
+    name = _one(base, "Deployment")["metadata"]["name"]
+    pods = _pod_specs(built)
+    (app,) = pods[f"Deployment/{name}"]["containers"]
+    (wait,) = pods[f"Deployment/{name}"]["initContainers"]
+    through = _environment(app, built)
+    direct = _environment(wait, built)
+    assert through["DB_PGBOUNCER"] == "true"
+    assert "DB_PGBOUNCER" not in direct
+    # Everything but the web container still goes to PostgreSQL itself.
+    base_pods = _pod_specs(base)
+    for where, pod in pods.items():
+        for container in _containers(pod):
+            if container is app or _image_name(container["image"]) != project.name:
+                continue
+            (same,) = [c for c in _containers(base_pods[where]) if c["name"] == container["name"]]
+            assert _environment(container, built) == _environment(same, base), where
+    # The web pods' URL: PgBouncer's Service, its database, user and password.
+    bouncer = _one(built, "Deployment", f"{name}-pgbouncer")
+    (pgbouncer,) = bouncer["spec"]["template"]["spec"]["containers"]
+    config = _environment(pgbouncer, built)
+    assert set(config) <= PGBOUNCER_VARIABLES
+    assert config["POOL_MODE"] == "transaction"
+    url = make_url(through["DATABASE_URL"])
+    service = _one(built, "Service", f"{name}-pgbouncer")["spec"]
+    (service_port,) = service["ports"]
+    assert service["selector"] == bouncer["spec"]["template"]["metadata"]["labels"]
+    container_ports = {p["name"]: p["containerPort"] for p in pgbouncer["ports"]}
+    assert container_ports[service_port["targetPort"]] == 5432  # the image's listen_port
+    assert (url.host, url.port) == (f"{name}-pgbouncer", service_port["port"])
+    assert url.database == config["DB_NAME"] == make_url(direct["DATABASE_URL"]).database
+    assert (url.username, url.password) == (config["DB_USER"], config["DB_PASSWORD"])
+    assert url.drivername == "postgresql+asyncpg"
+    # PgBouncer's server connections and the jobs fit PostgreSQL's default limit, and
+    # every web pool fits one PgBouncer's client limit.
+    web = int(through["SERVICE_INSTANCES"]) * int(through["WEB_CONCURRENCY"])
+    web *= int(through["DB_POOL_SIZE"]) + int(through["DB_MAX_OVERFLOW"])
+    assert web <= int(config["MAX_CLIENT_CONN"])
+    servers = bouncer["spec"]["replicas"] * int(config["DEFAULT_POOL_SIZE"])
+    assert servers + 1 + 1 <= DEFAULT_MAX_CONNECTIONS["postgresql"]
+
+
+# ---------------------------------------------------------------------------
+# Names
+
+
+def test_names_are_valid_for_the_longest_slug(
+    cookies: Cookies, clean_environment: pytest.MonkeyPatch
+) -> None:
+    """Kubernetes names: DNS labels (no `_`), CronJob names at most 52 characters."""
+    slug = "a_service_whose_name_is_long_enough_to_test_every_limit_x"
+    assert len(slug) == 57
+    clean_environment.setenv("SKIP_FIRST_MIGRATION", "1")
+    result = cookies.bake(
+        extra_context={"project_slug": slug, "database": "postgresql", "run_first_migration": "no"}
+    )
+    assert result.exception is None, repr(result.exception)
+    assert result.project_path is not None
+    project = Path(result.project_path)
+    documents = [
+        d
+        for p in sorted(_deploy(project).rglob("*.yaml"))
+        for d in _load_all(p.read_text(encoding="utf-8"))
+    ]
+    problems = []
+    for document in documents:
+        if document["kind"] in ("Kustomization", "Component"):
+            continue
+        name = document["metadata"]["name"]
+        if not DNS_LABEL.fullmatch(name) or len(name) > MAX_NAME.get(document["kind"], MAX_LABEL):
+            problems.append(f"{document['kind']}/{name}")
+        for value in document["metadata"].get("labels", {}).values():
+            if len(value) > MAX_LABEL or not DNS_LABEL.fullmatch(value):
+                problems.append(f"{document['kind']}/{name}: label {value}")
+    assert problems == []
+    # The image keeps the slug, which a Docker image name may hold.
+    (kustomized,) = _kustomization(_deploy(project))["images"]
+    assert kustomized["name"] == slug
