@@ -1,0 +1,1 @@
+"""Authentication: passwords, JWT access and refresh tokens, the current user."""
