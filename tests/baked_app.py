@@ -5,7 +5,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,14 +20,24 @@ STARTUP_TIMEOUT = 30
 
 @contextmanager
 def serve_baked(
-    project: Path, env: Mapping[str, str], *, args: tuple[str, ...] = ()
+    project: Path,
+    env: Mapping[str, str],
+    *,
+    args: tuple[str, ...] = (),
+    command: Sequence[str] | None = None,
+    port: int | None = None,
+    output: list[str] | None = None,
 ) -> Iterator[str]:
     """`uvicorn app.main:create_app --factory` with `env` on top of this process's
-    environment; yields the base URL once the app answers. On the way out, a clean
-    shutdown is required."""
-    port = free_port()
+    environment; yields the base URL once the app answers. `command` replaces that
+    command line (it must listen on `port`); `output`, if given, receives what the
+    server printed. On the way out, a clean shutdown is required."""
+    port = port or free_port()
+    argv = command or python(
+        "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port), *args
+    )
     server = subprocess.Popen(
-        python("-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port), *args),
+        list(argv),
         cwd=project,
         env={**os.environ, "LOG_REQUESTS": "false", **env},
         stdout=subprocess.PIPE,
@@ -51,7 +61,9 @@ def serve_baked(
     finally:
         if server.poll() is None:
             server.terminate()
-        output, _ = server.communicate(timeout=STARTUP_TIMEOUT)
+        printed, _ = server.communicate(timeout=STARTUP_TIMEOUT)
+        if output is not None:
+            output.append(printed)
         # uvicorn re-raises SIGTERM after a clean shutdown: -15 is the normal exit.
-        assert server.returncode in (0, -signal.SIGTERM), output
-        assert "Application shutdown complete" in output, output
+        assert server.returncode in (0, -signal.SIGTERM), printed
+        assert "Application shutdown complete" in printed, printed

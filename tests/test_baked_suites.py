@@ -1,13 +1,22 @@
 """Each variant whose code differs runs its own test-suite against its real database,
 and its migrations match its models.
 
-The baked suites run with this session's interpreter (no virtualenv per bake).
-Every database created here is named for this run and dropped afterwards.
+Each baked suite runs in an environment of its own, installed from the bake's
+uv.lock with `uv sync --frozen` (outside the bake, so the linters never see it): a
+dependency the bake uses but does not declare fails here, whatever this session's
+interpreter has. Every database created here is named for this run and dropped
+afterwards.
 """
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import RUN_ID, Bakery, DatabaseServer, python, run, tail
+from tests.locks import interpreter, uv_environment
 from tests.variants import CODE_VARIANTS, Variant
 
 PYTEST_NO_TESTS_COLLECTED = 5
@@ -26,7 +35,26 @@ def _failure_summary(output: str) -> str:
 
 def _database_name(variant: Variant, purpose: str) -> str:
     examples = "ex" if variant.include_example_models == "yes" else "noex"
-    return f"ckt_{RUN_ID}_{variant.database}_{examples}_{purpose}"
+    auth = "" if variant.auth == "none" else f"_{variant.auth}"
+    return f"ckt_{RUN_ID}_{variant.database}_{examples}{auth}_{purpose}"
+
+
+def _locked_environment(project: Path, variant: Variant, folder: Path) -> Path:
+    """A new virtualenv with exactly what the bake's uv.lock pins, dev tools included."""
+    environment = folder / "venv"
+    python_here = interpreter(variant.python_version)
+    assert python_here is not None, f"no Python {variant.python_version} here"
+    synced = subprocess.run(
+        [sys.executable, "-m", "uv", "sync", "--frozen", "--extra", "dev", "--python", python_here],
+        cwd=project,
+        env={**uv_environment(), "UV_PROJECT_ENVIRONMENT": str(environment)},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert synced.returncode == 0, synced.stderr
+    return environment
 
 
 @PARAMETERS
@@ -35,6 +63,7 @@ def test_baked_suite_passes(
     variant: Variant,
     database_server: DatabaseServer,
     throwaway_databases: list[str],
+    tmp_path: Path,
 ) -> None:
     project = bakery.project(variant)
     name = _database_name(variant, "test")  # the baked fixtures insist on '_test'
@@ -45,7 +74,9 @@ def test_baked_suite_passes(
         # Nothing may fall back to the development database of .env.
         "DATABASE_URL": database_server.url(unused),
     }
-    result = run(python("-m", "pytest", "-q", "-p", "no:cacheprovider"), cwd=project, env=env)
+    environment = _locked_environment(project, variant, tmp_path)
+    argv = [str(environment / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    result = run(argv, cwd=project, env=env)
     if result.returncode == PYTEST_NO_TESTS_COLLECTED:
         pytest.fail(f"the baked suite of {variant.code_id} ran no test:\n{tail(result.stdout)}")
     assert result.returncode == 0, _failure_summary(result.stdout)
@@ -74,3 +105,49 @@ def test_migrations_match_models(
     alembic("upgrade", "head")
     assert "No new upgrade operations detected" in alembic("check")
     assert "0001 (head)" in alembic("current")
+
+
+# A dependency that deprecates something: about itself (stacklevel=1, as a library's
+# internal deprecations are), or about its caller (stacklevel=2, a deprecated API).
+LIBRARY = """
+import types
+
+library = types.ModuleType("somelibrary")
+exec(
+    "import warnings\\n"
+    "def internal():\\n"
+    "    warnings.warn('somelibrary changes inside', DeprecationWarning, stacklevel=1)\\n"
+    "def deprecated_api():\\n"
+    "    warnings.warn('deprecated_api is deprecated', DeprecationWarning, stacklevel=2)\\n",
+    library.__dict__,
+)
+"""
+WARNING_PROBES = {
+    "app/warning_probe.py": LIBRARY + "\n\ndef call_it():\n    library.deprecated_api()\n",
+    "tests/test_warning_from_a_dependency.py": (
+        "from app.warning_probe import library\n\n\ndef test_it():\n    library.internal()\n"
+    ),
+    "tests/test_warning_from_own_code.py": (
+        "from app.warning_probe import call_it\n\n\ndef test_it():\n    call_it()\n"
+    ),
+}
+
+
+def test_only_warnings_from_the_projects_own_code_fail_its_tests(
+    bakery: Bakery, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    shutil.copytree(bakery.project(CODE_VARIANTS[0]), project)
+    for relative, source in WARNING_PROBES.items():
+        (project / relative).write_text(source, encoding="utf-8")
+
+    def pytest_on(test_file: str) -> subprocess.CompletedProcess[str]:
+        argv = python("-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest", test_file)
+        return run(argv, cwd=project)
+
+    dependency = pytest_on("tests/test_warning_from_a_dependency.py")
+    assert dependency.returncode == 0, tail(dependency.stdout)
+    assert "somelibrary changes inside" in dependency.stdout  # reported, not hidden
+    own = pytest_on("tests/test_warning_from_own_code.py")
+    assert own.returncode == 1, tail(own.stdout)
+    assert "DeprecationWarning: deprecated_api is deprecated" in own.stdout
