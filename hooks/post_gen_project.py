@@ -34,6 +34,7 @@ PROJECT_SLUG = _text({{ cookiecutter.project_slug | string | tojson }})
 PYTHON_VERSION = _text({{ cookiecutter.python_version | string | tojson }})
 DATABASE = _text({{ cookiecutter.database | string | tojson }})
 INCLUDE_EXAMPLE_MODELS = _text({{ cookiecutter.include_example_models | string | tojson }})
+AUTH = _text({{ cookiecutter.auth | string | tojson }})
 RUN_FIRST_MIGRATION = _text({{ cookiecutter.run_first_migration | string | tojson }})
 USE_DOCKER = _text({{ cookiecutter.use_docker | string | tojson }})
 CI = _text({{ cookiecutter.ci | string | tojson }})
@@ -54,11 +55,25 @@ EXAMPLE_PATHS = (
     "tests/test_properties.py",
     "tests/test_pagination.py",
     "scripts/explain_queries.py",
+    "scripts/purge_deleted.py",
+    "tests/test_purge_deleted.py",
 )
 DOCKER_PATHS = ("Dockerfile", ".dockerignore", "docker-compose.yml")
-# Only for a database server (a replica, or several processes sharing one).
-SERVER_DATABASE_PATHS = ("tests/test_replica.py",)
-CI_PATHS = {"github": (".github",), "gitlab": (".gitlab-ci.yml",)}
+# Only for a database server: the read replica, the server's connection limit.
+SERVER_DATABASE_PATHS = (
+    "app/db/connection_budget.py",
+    "tests/test_connection_budget.py",
+    "tests/test_replica.py",
+)
+# Only with auth=jwt (which needs the example models).
+AUTH_PATHS = ("app/auth", "tests/test_auth.py", "docs/auth.md")
+# Only for MariaDB in compose: its init script (the tests' databases for `app`).
+COMPOSE_MARIADB_PATHS = ("docker",)
+# Kubernetes manifests: only with the image, and only for a database server (a SQLite
+# file has one writer: several pods cannot share it). Their PgBouncer: PostgreSQL only.
+KUBERNETES_PATHS = ("deploy", "docs/kubernetes.md")
+PGBOUNCER_PATHS = ("deploy/kubernetes/pgbouncer",)
+CI_PATHS = {"github": (".github",), "gitlab": (".gitlab-ci.yml", "renovate.json")}
 # .env.example holds this placeholder for every secret (SECRET_KEY, and the database
 # password docker-compose.yml reads); .env gets a fresh random value for each.
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 -- a placeholder, not a secret
@@ -70,11 +85,13 @@ MINIMUM_PYTHON = (3, 11)
 REQUIREMENT_PATTERN = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)")
 PYTHON_VERSION_MARKER = re.compile(r"python_version\s*(<=|>=|==|!=|<|>)\s*['\"]([0-9.]+)['\"]")
 
-DATABASE_HINT = (
-    "Can the database file's folder be created, and is DATABASE_URL right?"
-    if DATABASE == "sqlite"
-    else "Is the database server running, and is DATABASE_URL right?"
-) + " (.env, or the environment, which wins)"
+if DATABASE == "sqlite":
+    DATABASE_HINT = "Can the database file's folder be created, and is DATABASE_URL right?"
+elif USE_DOCKER == "yes":  # .env points at compose's database
+    DATABASE_HINT = "Is the database running (docker compose up -d db), and is DATABASE_URL right?"
+else:
+    DATABASE_HINT = "Is the database server running, and is DATABASE_URL right?"
+DATABASE_HINT += " (.env, or the environment, which wins)"
 
 VENV_TIMEOUT = 300
 INSTALL_TIMEOUT = 900
@@ -109,10 +126,18 @@ def unwanted_paths() -> list[str]:
     unwanted: list[str] = []
     if INCLUDE_EXAMPLE_MODELS == "no":
         unwanted += EXAMPLE_PATHS
+    if AUTH == "none":
+        unwanted += AUTH_PATHS
     if USE_DOCKER == "no":
         unwanted += DOCKER_PATHS
     if DATABASE == "sqlite":
         unwanted += SERVER_DATABASE_PATHS
+    if USE_DOCKER == "no" or DATABASE != "mysql":
+        unwanted += COMPOSE_MARIADB_PATHS
+    if USE_DOCKER == "no" or DATABASE == "sqlite":
+        unwanted += KUBERNETES_PATHS
+    elif DATABASE != "postgresql":
+        unwanted += PGBOUNCER_PATHS
     for ci, paths in CI_PATHS.items():
         if ci != CI:
             unwanted += paths
@@ -126,6 +151,9 @@ def prune(project: Path) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+    lock = project / "uv.lock"  # rendered empty where the template ships no lock
+    if lock.exists() and not lock.read_text(encoding="utf-8").strip():
+        lock.unlink()
 
 
 # ---------------------------------------------------------------------------
@@ -133,14 +161,25 @@ def prune(project: Path) -> None:
 
 
 def write_env_file(project: Path) -> None:
-    """Start from the example settings, with a fresh random value in place of each
-    placeholder secret; an existing .env is never overwritten."""
+    """Start from the example settings, with fresh random values in place of the
+    placeholder secrets: one per secret setting (SECRET_KEY, ...), and the database
+    password wherever it appears (DB_PASSWORD and the URLs of compose's database).
+    An existing .env is never overwritten."""
     env, example = project / ".env", project / ".env.example"
     if env.exists() or not example.exists():
         return
-    text = example.read_text(encoding="utf-8")
-    fresh = re.sub(re.escape(PLACEHOLDER_SECRET), lambda _: secrets.token_urlsafe(32), text)
-    env.write_text(fresh, encoding="utf-8")
+    fresh: dict[str, str] = {}  # one random value per setting
+    lines = []
+    for line in example.read_text(encoding="utf-8").splitlines(keepends=True):
+        name, _, value = line.partition("=")
+        # A secret of its own (SECRET_KEY, ...), or inside a URL of compose's database:
+        # the database's password.
+        owner = name if value.strip() == PLACEHOLDER_SECRET else "DB_PASSWORD"
+        if PLACEHOLDER_SECRET in value:
+            secret = fresh.setdefault(owner, secrets.token_urlsafe(32))
+            line = f"{name}={value.replace(PLACEHOLDER_SECRET, secret)}"
+        lines.append(line)
+    env.write_text("".join(lines), encoding="utf-8")
     print("Wrote .env from .env.example (git-ignored; its secrets are freshly generated).")
 
 
@@ -237,16 +276,19 @@ def plan_environment(project: Path) -> tuple[list[Command], str, str]:
         return [], sys.executable, "this interpreter already has the project's dependencies"
     why = "this interpreter lacks " + ", ".join(missing)
     python = _venv_python()
-    create_argv: tuple[str, ...]
-    install_argv: tuple[str, ...]
-    if shutil.which("uv"):
-        create_argv = ("uv", "venv", ".venv", "--python", PYTHON_VERSION)
-        install_argv = ("uv", "pip", "install", "--python", python, "-e", ".[dev]")
-    else:
-        create_argv = (_base_python(), "-m", "venv", ".venv")
-        install_argv = (python, "-m", "pip", "install", "-e", ".[dev]")
+    if shutil.which("uv"):  # the versions uv.lock pins (uv sync creates or reuses .venv)
+        commands = []
+        if not (project / "uv.lock").exists():  # no lock shipped for this Python
+            lock_argv = ("uv", "lock", "--python", PYTHON_VERSION)
+            commands.append(Command("lock the dependencies (uv.lock)", lock_argv, INSTALL_TIMEOUT))
+        sync_argv = ("uv", "sync", "--locked", "--extra", "dev", "--python", PYTHON_VERSION)
+        install = Command("install the locked dependencies into .venv", sync_argv, INSTALL_TIMEOUT)
+        commands.append(install)
+        return commands, python, why
+    install_argv = (python, "-m", "pip", "install", "-e", ".[dev]")
     commands = [Command("install the project into .venv", install_argv, INSTALL_TIMEOUT)]
     if not (project / python).exists():  # an existing .venv (e.g. a re-run) is reused
+        create_argv = (_base_python(), "-m", "venv", ".venv")
         commands.insert(0, Command("create .venv", create_argv, VENV_TIMEOUT))
     return commands, python, why
 

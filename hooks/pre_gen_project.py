@@ -31,6 +31,7 @@ AUTHOR_EMAIL = _text({{ cookiecutter.author_email | string | tojson }})
 PYTHON_VERSION = _text({{ cookiecutter.python_version | string | tojson }})
 DATABASE = _text({{ cookiecutter.database | string | tojson }})
 INCLUDE_EXAMPLE_MODELS = _text({{ cookiecutter.include_example_models | string | tojson }})
+AUTH = _text({{ cookiecutter.auth | string | tojson }})
 RUN_FIRST_MIGRATION = _text({{ cookiecutter.run_first_migration | string | tojson }})
 USE_DOCKER = _text({{ cookiecutter.use_docker | string | tojson }})
 CI = _text({{ cookiecutter.ci | string | tojson }})
@@ -39,10 +40,12 @@ SUPPORTED_PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")
 SUPPORTED_DATABASES = ("sqlite", "postgresql", "mysql")
 YES_NO = ("yes", "no")
 SUPPORTED_CI = ("github", "gitlab", "none")
+SUPPORTED_AUTH = ("none", "jwt")
 
 # A lowercase distribution name that is also a plain directory name. It ends in a
-# letter or digit because PEP 508 names must.
-SLUG_PATTERN = re.compile(r"[a-z](?:[a-z0-9_-]*[a-z0-9])?")
+# letter or digit because PEP 508 names must; one separator at a time, so the name
+# tools normalise it to (PEP 503: '_' becomes '-') is the slug with '_' replaced.
+SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:[_-][a-z0-9]+)*")
 # The database is named after the slug ('-' becomes '_') and the tests use
 # '<name>_test': that must fit PostgreSQL's 63-byte identifier limit.
 SLUG_MAX_LENGTH = 58
@@ -76,8 +79,8 @@ def check_project_slug() -> str | None:
     if not SLUG_PATTERN.fullmatch(PROJECT_SLUG):
         return (
             f"project_slug {PROJECT_SLUG!r} is invalid: use lowercase letters, digits, "
-            "'-' or '_', starting with a letter and ending with a letter or digit "
-            "(e.g. project_slug=my-service)"
+            "single '-' or '_' between them, starting with a letter and ending with a "
+            "letter or digit (e.g. project_slug=my-service)"
         )
     if len(PROJECT_SLUG) > SLUG_MAX_LENGTH:
         return (
@@ -109,12 +112,22 @@ def check_choices() -> str | None:
         ("python_version", PYTHON_VERSION, SUPPORTED_PYTHON_VERSIONS),
         ("database", DATABASE, SUPPORTED_DATABASES),
         ("include_example_models", INCLUDE_EXAMPLE_MODELS, YES_NO),
+        ("auth", AUTH, SUPPORTED_AUTH),
         ("run_first_migration", RUN_FIRST_MIGRATION, YES_NO),
         ("use_docker", USE_DOCKER, YES_NO),
         ("ci", CI, SUPPORTED_CI),
     ):
         if value not in choices:
             return f"{field} {value!r} is not supported: choose one of {', '.join(choices)}"
+    return None
+
+
+def check_auth_has_users() -> str | None:
+    if AUTH == "jwt" and INCLUDE_EXAMPLE_MODELS == "no":
+        return (
+            "auth=jwt needs include_example_models=yes: it logs in the example users "
+            "(choose auth=none, or keep the example models)"
+        )
     return None
 
 
@@ -134,6 +147,7 @@ CHECKS: tuple[Check, ...] = (
     check_free_text,
     check_author_email,
     check_choices,
+    check_auth_has_users,
 )
 
 

@@ -2,21 +2,30 @@
 
 import json
 import re
+import subprocess
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT, Bakery, matrix_slug, python, run, tail
 from tests.variants import (
+    AUTH_CHOICES,
+    AUTH_PATHS,
+    BAKED_VARIANTS,
     CI_CHOICES,
     CI_PATHS,
+    COMPOSE_MARIADB_PATHS,
     DATABASES,
     DOCKER_PATHS,
     EXAMPLE_PATHS,
+    KUBERNETES_PATHS,
     LINT_VARIANTS,
+    PGBOUNCER_PATHS,
     PYTHON_VERSIONS,
     SERVER_DATABASE_PATHS,
+    UPDATE_PATHS,
     VARIANTS,
     YES_NO,
     Variant,
@@ -44,10 +53,11 @@ def test_variants_cover_every_choice() -> None:
     assert tuple(choices["run_first_migration"]) == YES_NO
     assert tuple(choices["use_docker"]) == YES_NO
     assert tuple(choices["ci"]) == CI_CHOICES
-    assert len(VARIANTS) == len(set(VARIANTS)) == 288
+    assert tuple(choices["auth"]) == AUTH_CHOICES
+    assert len(VARIANTS) == len(set(VARIANTS)) == 288 + 144
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+@pytest.mark.parametrize("variant", BAKED_VARIANTS, ids=str)
 def test_bakes(bakery: Bakery, variant: Variant) -> None:
     result = bakery.bake(variant)
     assert result.exception is None, repr(result.exception)
@@ -63,7 +73,7 @@ def test_bakes(bakery: Bakery, variant: Variant) -> None:
     assert len(env.splitlines()) == len(example.splitlines())
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+@pytest.mark.parametrize("variant", BAKED_VARIANTS, ids=str)
 def test_no_template_syntax_left(bakery: Bakery, variant: Variant) -> None:
     project = bakery.project(variant)
     leftovers = []
@@ -82,7 +92,32 @@ def test_no_template_syntax_left(bakery: Bakery, variant: Variant) -> None:
     assert not leftovers, "\n".join(leftovers)
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+# What authentication brings: nothing of it may be left in an auth=none bake.
+CACHES = {".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
+AUTH_MENTION = re.compile(r"jwt|pwdlib|argon2|refresh.token|app\.auth|bearer", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    "variant", [v for v in LINT_VARIANTS if v.include_example_models == "yes"], ids=str
+)
+def test_without_auth_nothing_of_it_is_left(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    mentions = sorted(
+        {
+            path.relative_to(project).as_posix()
+            for path in project.rglob("*")
+            if path.is_file()
+            and not CACHES.intersection(path.relative_to(project).parts)
+            and AUTH_MENTION.search(path.read_text(encoding="utf-8", errors="replace"))
+        }
+    )
+    if variant.auth == "none":
+        assert mentions == []
+    else:
+        assert "app/auth/tokens.py" in mentions
+
+
+@pytest.mark.parametrize("variant", BAKED_VARIANTS, ids=str)
 def test_example_domain_present_only_when_asked(bakery: Bakery, variant: Variant) -> None:
     project = bakery.project(variant)
     present = [p for p in EXAMPLE_PATHS if (project / p).exists()]
@@ -99,18 +134,31 @@ def test_example_domain_present_only_when_asked(bakery: Bakery, variant: Variant
         assert present == list(EXAMPLE_PATHS)
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=str)
+@pytest.mark.parametrize("variant", BAKED_VARIANTS, ids=str)
 def test_option_files_present_only_when_asked(bakery: Bakery, variant: Variant) -> None:
     project = bakery.project(variant)
     docker = [p for p in DOCKER_PATHS if (project / p).exists()]
     assert docker == (list(DOCKER_PATHS) if variant.use_docker == "yes" else [])
     ci = [name for name, path in CI_PATHS.items() if (project / path).exists()]
     assert ci == ([variant.ci] if variant.ci != "none" else [])
+    auth = [p for p in AUTH_PATHS if (project / p).exists()]
+    assert auth == (list(AUTH_PATHS) if variant.auth == "jwt" else [])
+    updates = [name for name, path in UPDATE_PATHS.items() if (project / path).exists()]
+    assert updates == ci
     server_only = [p for p in SERVER_DATABASE_PATHS if (project / p).exists()]
     assert server_only == ([] if variant.database == "sqlite" else list(SERVER_DATABASE_PATHS))
+    mariadb = [p for p in COMPOSE_MARIADB_PATHS if (project / p).exists()]
+    with_mariadb = variant.database == "mysql" and variant.use_docker == "yes"
+    assert mariadb == (list(COMPOSE_MARIADB_PATHS) if with_mariadb else [])
+    kubernetes = [p for p in KUBERNETES_PATHS if (project / p).exists()]
+    with_kubernetes = variant.database != "sqlite" and variant.use_docker == "yes"
+    assert kubernetes == (list(KUBERNETES_PATHS) if with_kubernetes else [])
+    pgbouncer = [p for p in PGBOUNCER_PATHS if (project / p).exists()]
+    with_pgbouncer = with_kubernetes and variant.database == "postgresql"
+    assert pgbouncer == (list(PGBOUNCER_PATHS) if with_pgbouncer else [])
 
 
-@pytest.mark.parametrize("variant", [v for v in VARIANTS if v not in LINT_VARIANTS], ids=str)
+@pytest.mark.parametrize("variant", [v for v in BAKED_VARIANTS if v not in LINT_VARIANTS], ids=str)
 def test_non_python_options_change_no_python_file(bakery: Bakery, variant: Variant) -> None:
     """run_first_migration, use_docker and ci leave the Python code alone, so the
     linters need to run on one variant of each group only."""
@@ -129,21 +177,56 @@ def test_non_python_options_change_no_python_file(bakery: Bakery, variant: Varia
     )
 
 
-@pytest.mark.parametrize("variant", LINT_VARIANTS, ids=str)
-def test_ruff(bakery: Bakery, variant: Variant) -> None:
-    project = bakery.project(variant)
-    for command in (("check", "--no-cache", "."), ("format", "--check", "--no-cache", ".")):
-        result = run(python("-m", "ruff", *command), cwd=project)
-        assert result.returncode == 0, f"ruff {' '.join(command)}:\n{tail(result.stdout)}"
+RUFF_COMMANDS = (("check", "--no-cache", "."), ("format", "--check", "--no-cache", "."))
+
+
+def _lint(project: Path, mypy_cache: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    results = {
+        f"ruff {' '.join(command)}": run(python("-m", "ruff", *command), cwd=project)
+        for command in RUFF_COMMANDS
+    }
+    env = {"MYPY_CACHE_DIR": str(mypy_cache)}
+    results["mypy"] = run(python("-m", "mypy", "."), cwd=project, env=env)
+    return results
+
+
+@pytest.fixture(scope="session")
+def lint_results(
+    bakery: Bakery, tmp_path_factory: pytest.TempPathFactory
+) -> dict[Variant, dict[str, subprocess.CompletedProcess[str]]]:
+    """ruff and mypy on every lint variant, two at a time (the machine's two cores;
+    nothing here is timed). One mypy cache per python_version, its setting changing
+    every cached result: the variants of one version run one after the other and
+    re-check only what differs."""
+    projects = {variant: bakery.project(variant) for variant in LINT_VARIANTS}  # bakes here
+    base = tmp_path_factory.getbasetemp() / "mypy-cache"
+
+    def lint_version(version: str) -> dict[Variant, dict[str, subprocess.CompletedProcess[str]]]:
+        return {
+            variant: _lint(project, base / version)
+            for variant, project in projects.items()
+            if variant.python_version == version
+        }
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        per_version = list(pool.map(lint_version, PYTHON_VERSIONS))
+    return {variant: result for results in per_version for variant, result in results.items()}
 
 
 @pytest.mark.parametrize("variant", LINT_VARIANTS, ids=str)
-def test_mypy(bakery: Bakery, variant: Variant, tmp_path_factory: pytest.TempPathFactory) -> None:
-    project = bakery.project(variant)
-    # One cache per python_version (its setting changes every cached result):
-    # the variants of one version then re-check only what differs.
-    cache = tmp_path_factory.getbasetemp() / "mypy-cache" / variant.python_version
-    result = run(python("-m", "mypy", "."), cwd=project, env={"MYPY_CACHE_DIR": str(cache)})
+def test_ruff(
+    lint_results: dict[Variant, dict[str, subprocess.CompletedProcess[str]]], variant: Variant
+) -> None:
+    for name, result in lint_results[variant].items():
+        if name.startswith("ruff"):
+            assert result.returncode == 0, f"{name}:\n{tail(result.stdout)}"
+
+
+@pytest.mark.parametrize("variant", LINT_VARIANTS, ids=str)
+def test_mypy(
+    lint_results: dict[Variant, dict[str, subprocess.CompletedProcess[str]]], variant: Variant
+) -> None:
+    result = lint_results[variant]["mypy"]
     assert result.returncode == 0, tail(result.stdout)
     assert "Success: no issues found" in result.stdout
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
+from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
 
 from tests.conftest import (
     RUN_ID,
@@ -24,11 +26,21 @@ from tests.conftest import (
     render_template_file,
     run,
 )
-from tests.variants import CI_PATHS, DATABASES, DOCKER_PATHS, EXAMPLE_PATHS, SERVER_DATABASE_PATHS
+from tests.variants import (
+    AUTH_PATHS,
+    CI_PATHS,
+    COMPOSE_MARIADB_PATHS,
+    DATABASES,
+    DOCKER_PATHS,
+    EXAMPLE_PATHS,
+    KUBERNETES_PATHS,
+    PGBOUNCER_PATHS,
+    SERVER_DATABASE_PATHS,
+)
 
 DEFAULT_SLUG_ERROR = (
-    "use lowercase letters, digits, '-' or '_', starting with a letter and ending with "
-    "a letter or digit"
+    "use lowercase letters, digits, single '-' or '_' between them, starting with a "
+    "letter and ending with a letter or digit"
 )
 QUOTED_HINT = "is written into Python and TOML double-quoted strings"
 
@@ -60,6 +72,11 @@ def _assert_nothing_left(tmp_path: Path) -> None:
             {"project_slug": "abc-"},
             f"ERROR: project_slug 'abc-' is invalid: {DEFAULT_SLUG_ERROR}",
             id="slug-ending-with-dash",
+        ),
+        pytest.param(
+            {"project_slug": "my--service"},  # PEP 503 would name it my-service
+            f"ERROR: project_slug 'my--service' is invalid: {DEFAULT_SLUG_ERROR}",
+            id="slug-with-two-separators-in-a-row",
         ),
         pytest.param(
             {"project_name": "2048 Game"},  # the derived slug starts with a digit
@@ -114,6 +131,11 @@ def _assert_nothing_left(tmp_path: Path) -> None:
             "ERROR: author_email 'not-an-email' is not an email address: "
             "use the form name@example.com",
             id="email-without-at",
+        ),
+        pytest.param(
+            {"auth": "jwt", "include_example_models": "no"},
+            "ERROR: auth=jwt needs include_example_models=yes",
+            id="auth-without-the-users-it-logs-in",
         ),
         pytest.param(
             {"author_email": "ada lovelace@example.com"},
@@ -180,6 +202,7 @@ def test_unsupported_python_version_is_refused_before_anything_is_written(
             "maybe",
             "ERROR: include_example_models 'maybe' is not supported: choose one of yes, no",
         ),
+        ("auth", "oauth", "ERROR: auth 'oauth' is not supported: choose one of none, jwt"),
     ],
 )
 def test_pre_gen_hook_checks_choices(tmp_path: Path, field: str, value: str, message: str) -> None:
@@ -303,7 +326,8 @@ def test_first_migration_on_each_database(
     throwaway_databases: list[str],
     include_example_models: str,
 ) -> None:
-    """The hook creates the database named after the slug and migrates it."""
+    """The hook creates the database named after the slug and migrates it. (Without
+    Docker: with Docker, .env points at compose's database, tested below.)"""
     slug = f"ckt-{RUN_ID}-hook-{database_server.database}"
     database_name = slug.replace("-", "_")
     if database_server.database != "sqlite":
@@ -314,6 +338,7 @@ def test_first_migration_on_each_database(
             "project_slug": slug,
             "database": database_server.database,
             "include_example_models": include_example_models,
+            "use_docker": "no",
         }
     )
     out = capfd.readouterr().out
@@ -361,6 +386,25 @@ def test_unreachable_database_warns_and_keeps_the_project(
     ]
 
 
+@pytest.mark.parametrize("database", ["postgresql", "mysql"])
+def test_with_docker_the_first_migration_targets_composes_database(
+    cookies: Cookies,
+    capfd: pytest.CaptureFixture[str],
+    clean_environment: pytest.MonkeyPatch,
+    database: str,
+) -> None:
+    """.env logs in as compose's `app` user, whom the servers here do not know: the
+    migration fails, the project stays, and the hint says to start compose's database."""
+    result = cookies.bake(extra_context={"database": database, "use_docker": "yes"})
+    out = capfd.readouterr().out
+    assert result.exception is None, repr(result.exception)
+    project = result.project_path
+    assert project is not None
+    assert "WARNING: could not create the database if it is missing" in out, out
+    assert "Is the database running (docker compose up -d db)" in out, out
+    assert make_url(dotenv_values(project / ".env")["DATABASE_URL"] or "").username == "app"
+
+
 @pytest.mark.parametrize("how", ["skip-switch", "run_first_migration=no"])
 def test_no_migration_when_asked(
     cookies: Cookies,
@@ -398,24 +442,55 @@ def test_pruned_paths_match_the_tests(post_gen: Any) -> None:
     assert post_gen.EXAMPLE_PATHS == EXAMPLE_PATHS
     assert post_gen.DOCKER_PATHS == DOCKER_PATHS
     assert post_gen.SERVER_DATABASE_PATHS == SERVER_DATABASE_PATHS
+    assert post_gen.COMPOSE_MARIADB_PATHS == COMPOSE_MARIADB_PATHS
+    assert post_gen.AUTH_PATHS == AUTH_PATHS
+    assert post_gen.KUBERNETES_PATHS == KUBERNETES_PATHS
+    assert post_gen.PGBOUNCER_PATHS == PGBOUNCER_PATHS
     assert {ci: paths[0] for ci, paths in post_gen.CI_PATHS.items()} == {
         ci: path.split("/")[0] for ci, path in CI_PATHS.items()
     }
 
 
+GITLAB = (".gitlab-ci.yml", "renovate.json")
+
+
 @pytest.mark.parametrize(
     ("answers", "removed"),
     [
-        ({}, [".gitlab-ci.yml", *SERVER_DATABASE_PATHS]),
-        ({"database": "postgresql"}, [".gitlab-ci.yml"]),
-        ({"ci": "gitlab", "database": "mysql"}, [".github"]),
+        (
+            {},
+            [
+                *GITLAB,
+                *SERVER_DATABASE_PATHS,
+                *COMPOSE_MARIADB_PATHS,
+                *KUBERNETES_PATHS,
+                *AUTH_PATHS,
+            ],
+        ),
+        ({"database": "postgresql"}, [*GITLAB, *COMPOSE_MARIADB_PATHS, *AUTH_PATHS]),
+        ({"database": "postgresql", "auth": "jwt"}, [*GITLAB, *COMPOSE_MARIADB_PATHS]),
+        ({"ci": "gitlab", "database": "mysql"}, [".github", *PGBOUNCER_PATHS, *AUTH_PATHS]),
         (
             {"ci": "none", "use_docker": "no", "database": "mysql"},
-            [".github", ".gitlab-ci.yml", *DOCKER_PATHS],
+            [
+                ".github",
+                *GITLAB,
+                *DOCKER_PATHS,
+                *COMPOSE_MARIADB_PATHS,
+                *KUBERNETES_PATHS,
+                *AUTH_PATHS,
+            ],
         ),
         (
             {"include_example_models": "no", "ci": "gitlab"},
-            [*EXAMPLE_PATHS, ".github", *SERVER_DATABASE_PATHS],
+            [
+                *AUTH_PATHS,
+                *EXAMPLE_PATHS,
+                ".github",
+                *SERVER_DATABASE_PATHS,
+                *COMPOSE_MARIADB_PATHS,
+                *KUBERNETES_PATHS,
+            ],
         ),
     ],
 )
@@ -440,18 +515,23 @@ def test_prune_tolerates_missing_paths(tmp_path: Path) -> None:
 
 
 def test_env_file_gets_a_fresh_value_for_each_secret(post_gen: Any, tmp_path: Path) -> None:
-    example = "A=1\nSECRET_KEY=change-me\nDB_PASSWORD=change-me\n"
+    example = (
+        "A=1\nDATABASE_URL=postgresql+asyncpg://app:change-me@127.0.0.1:5432/db\n"
+        "SECRET_KEY=change-me\nDB_PASSWORD=change-me\n"
+    )
     (tmp_path / ".env.example").write_text(example, encoding="utf-8")
     post_gen.write_env_file(tmp_path)
     first = (tmp_path / ".env").read_text(encoding="utf-8")
     lines = first.splitlines()
     assert lines[0] == "A=1"
-    assert [line.partition("=")[0] for line in lines[1:]] == ["SECRET_KEY", "DB_PASSWORD"]
-    secret, password = (line.partition("=")[2] for line in lines[1:])
+    names = [line.partition("=")[0] for line in lines[1:]]
+    assert names == ["DATABASE_URL", "SECRET_KEY", "DB_PASSWORD"]
+    url, secret, password = (line.partition("=")[2] for line in lines[1:])
     assert len(secret) >= 32
     assert len(password) >= 32
     assert post_gen.PLACEHOLDER_SECRET not in (secret, password)
     assert secret != password  # one value per secret, not one for all
+    assert make_url(url).password == password  # the URL logs in as compose's user
     (tmp_path / ".env").unlink()
     post_gen.write_env_file(tmp_path)
     assert (tmp_path / ".env").read_text(encoding="utf-8") != first  # random per bake
@@ -521,9 +601,12 @@ def test_environment_is_built_when_dependencies_are_missing(
     assert "no-such-distribution-ckt>=1.0" in why
     if uv:
         assert [c.shell() for c in commands] == [
-            "uv venv .venv --python 3.11",
-            "uv pip install --python .venv/bin/python -e '.[dev]'",
+            "uv lock --python 3.11",  # this bare project ships no uv.lock
+            "uv sync --locked --extra dev --python 3.11",
         ]
+        (project / "uv.lock").write_text("version = 1\n", encoding="utf-8")
+        commands, _, _ = hook.plan_environment(project)
+        assert [c.shell() for c in commands] == ["uv sync --locked --extra dev --python 3.11"]
     else:
         assert [c.argv for c in commands] == [
             (sys.executable, "-m", "venv", ".venv"),
@@ -580,20 +663,20 @@ def test_failed_install_prints_the_commands_left_to_run(
 
     def fake_run(command: Any, cwd: Path) -> Any:
         ran.append(command.shell())
-        ok = command.argv[:3] != ("uv", "pip", "install")
+        ok = command.argv[:2] != ("uv", "sync")
         return hook.Outcome(ok, "" if ok else "exit status 2\n    | no network")
 
     assert hook.first_migration(project, run=fake_run) is False
     out = capsys.readouterr().out
     assert ran == [
-        "uv venv .venv --python 3.11",
-        "uv pip install --python .venv/bin/python -e '.[dev]'",
+        "uv lock --python 3.11",
+        "uv sync --locked --extra dev --python 3.11",
     ]
-    assert "WARNING: could not install the project into .venv: exit status 2" in out
+    assert "WARNING: could not install the locked dependencies into .venv: exit status 2" in out
     assert "no network" in out
     assert out.split("Run later:\n", 1)[1].splitlines()[:4] == [
         f"    cd {shlex.quote(str(project))}",
-        "    uv pip install --python .venv/bin/python -e '.[dev]'",
+        "    uv sync --locked --extra dev --python 3.11",
         "    .venv/bin/python -m scripts.db create",
         "    .venv/bin/python -m alembic upgrade head",
     ]

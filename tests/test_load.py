@@ -1,8 +1,10 @@
-"""A bounded load run against the baked service under uvicorn, on loopback.
+"""A bounded load run against the baked service under uvicorn with several worker
+processes, on loopback.
 
-Hundreds of concurrent creates with deliberate duplicates: every answer is a 201
-or a 409 (never a 5xx), and afterwards the database holds exactly the users whose
-201 carried their id: no lost write, no phantom row. Run on every database.
+Hundreds of concurrent creates with deliberate duplicates, spread over the workers
+(each with its own pool): every answer is a 201 or a 409 (never a 5xx), and
+afterwards the database holds exactly the users whose 201 carried their id: no
+lost write, no phantom row. Run on every database.
 """
 
 import asyncio
@@ -21,6 +23,7 @@ from tests.variants import DATABASES, TEST_PYTHON_VERSION, Variant
 REQUESTS = 300
 DISTINCT_EMAILS = 100  # so each email is sent three times, concurrently
 CONCURRENCY = 60
+WORKERS = 3
 
 
 async def _drive(base_url: str) -> list[httpx.Response]:
@@ -66,7 +69,7 @@ def test_concurrent_creates_lose_nothing_and_invent_nothing(
     )
     assert migrated.returncode == 0, tail(migrated.stdout)
 
-    with serve_baked(project, {"DATABASE_URL": url}) as base_url:
+    with serve_baked(project, {"DATABASE_URL": url, "WEB_CONCURRENCY": str(WORKERS)}) as base_url:
         responses = asyncio.run(_drive(base_url))
 
     statuses = [r.status_code for r in responses]

@@ -12,9 +12,12 @@ from typing import Any
 import jsonschema
 import pytest
 from dockerfile_parse import DockerfileParser
+from dotenv import dotenv_values
 from ruamel.yaml import YAML
+from sqlalchemy.engine import make_url
 
 from tests.conftest import REPO_ROOT, Bakery
+from tests.locks import LOCKED_PYTHON_VERSIONS
 from tests.variants import DATABASES, PYTHON_VERSIONS, Variant
 
 SCHEMAS = files("check_jsonschema.builtin_schemas.vendor")
@@ -55,10 +58,11 @@ def test_ci_workflow(bakery: Bakery, variant: Variant) -> None:
         pipeline = _yaml(project / ".gitlab-ci.yml")
         _validate(pipeline, "gitlab-ci.json")
         job = pipeline["test"]
-        steps = " ".join(job["script"])
+        steps = " ".join(job["before_script"] + job["script"])
         assert job["image"] == f"python:{variant.python_version}-slim"
     for command in ("ruff check", "ruff format --check", "mypy", "alembic upgrade head", "pytest"):
         assert command in steps
+    assert "uv sync --locked --extra dev" in steps  # installs what uv.lock pins
     services = json.dumps(job.get("services", {}))
     if variant.database in DATABASE_IMAGES:
         assert DATABASE_IMAGES[variant.database] in services
@@ -76,15 +80,41 @@ def test_compose_file(bakery: Bakery, variant: Variant) -> None:
         "service_completed_successfully"
     )
     assert services["migrate"]["command"][-2:] == ["upgrade", "head"]
+    # The app runs the image's command (serve only) and is checked on /livez.
+    assert "command" not in services["app"]
+    assert "/livez" in " ".join(services["app"]["healthcheck"]["test"])
     if variant.database in DATABASE_IMAGES:
         db = services["db"]
         assert db["image"].startswith(DATABASE_IMAGES[variant.database])
         assert "healthcheck" in db
         assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
         assert "DB_PASSWORD" in json.dumps(db["environment"])
+        _assert_env_logs_into_composes_database(bakery.project(variant), variant.database, db)
     else:
         assert "db" not in services
         assert "db-data:/data" in services["app"]["volumes"]
+
+
+def _assert_env_logs_into_composes_database(
+    project: Path, database: str, db: dict[str, Any]
+) -> None:
+    """`docker compose up -d db`, then the host's tests: .env's URLs name compose's
+    user, password and database, on the loopback port compose publishes."""
+    prefix = "POSTGRES" if database == "postgresql" else "MARIADB"
+    port = 5432 if database == "postgresql" else 3306
+    assert db["ports"] == [f"127.0.0.1:{port}:{port}"]
+    dotenv = dotenv_values(project / ".env")
+    assert db["environment"][f"{prefix}_PASSWORD"] == "${DB_PASSWORD:?set DB_PASSWORD in .env}"
+    for name in ("DATABASE_URL", "TEST_DATABASE_URL"):
+        url = make_url(dotenv[name] or "")
+        assert (url.username, url.host, url.port) == (
+            db["environment"][f"{prefix}_USER"],
+            "127.0.0.1",
+            port,
+        )
+        assert url.password == dotenv["DB_PASSWORD"]
+    database_key = "POSTGRES_DB" if database == "postgresql" else "MARIADB_DATABASE"
+    assert make_url(dotenv["DATABASE_URL"] or "").database == db["environment"][database_key]
 
 
 @pytest.mark.parametrize("variant", STATIC_VARIANTS[::2], ids=str)
@@ -96,14 +126,36 @@ def test_dockerfile(bakery: Bakery, variant: Variant) -> None:
     assert stages == [f"{base} AS build", f"{base} AS runtime"]
     assert ("ARG", f"PYTHON_VERSION={variant.python_version}") in instructions
     assert ("USER", "app") in instructions
-    assert any(name == "HEALTHCHECK" and "/health" in value for name, value in instructions)
+    [healthcheck] = [value for name, value in instructions if name == "HEALTHCHECK"]
+    assert "/livez" in healthcheck  # tests/test_container_commands.py runs it
     assert any(name == "COPY" and value.startswith("--from=build") for name, value in instructions)
     # The dependency layer is installed before the application code is copied.
     copies = [value for name, value in instructions if name in ("COPY", "RUN")]
-    assert copies.index("pyproject.toml README.md ./") < copies.index("app ./app")
-    command = next(value for name, value in instructions if name == "CMD")
-    assert "alembic upgrade head" in command
-    assert "uvicorn app.main:create_app --factory" in command
+    assert copies.index("pyproject.toml uv.lock README.md ./") < copies.index("app ./app")
+    # Both installs take exactly what uv.lock pins (tests/test_container_commands.py runs them).
+    installs = [value for name, value in instructions if name == "RUN" and "uv sync" in value]
+    assert len(installs) == 2
+    assert all("--locked" in value for value in installs)
+    command = json.loads(next(value for name, value in instructions if name == "CMD"))
+    assert command[:3] == ["uvicorn", "app.main:create_app", "--factory"]
+    assert "alembic" not in command  # migrations run once per deploy, not per container
+
+
+@pytest.mark.parametrize(
+    "variant", [v for v in STATIC_VARIANTS if v.database == "postgresql"], ids=str
+)
+def test_dependency_updates(bakery: Bakery, variant: Variant) -> None:
+    """Dependabot (GitHub) or Renovate (GitLab) keeps uv.lock and the images current."""
+    project = bakery.project(variant)
+    if variant.ci == "github":
+        config = _yaml(project / ".github/dependabot.yml")
+        _validate(config, "dependabot.json")
+        ecosystems = {update["package-ecosystem"] for update in config["updates"]}
+        assert ecosystems == {"uv", "github-actions", "docker", "docker-compose", "pre-commit"}
+    else:
+        config = json.loads((project / "renovate.json").read_text(encoding="utf-8"))
+        _validate(config, "renovate.json")
+        assert config["lockFileMaintenance"]["enabled"] is True
 
 
 @pytest.mark.parametrize("database", DATABASES)
@@ -121,5 +173,15 @@ def test_template_ci_workflow() -> None:
     job = workflow["jobs"]["matrix"]
     assert {s["image"].split(":")[0] for s in job["services"].values()} == {"postgres", "mariadb"}
     assert job["steps"][-1]["run"] == "python -m pytest tests"
+    python_versions = job["steps"][1]["with"]["python-version"].split()
+    assert set(python_versions) >= set(LOCKED_PYTHON_VERSIONS)  # tests/test_locks.py needs each
+    # `mysql` means MySQL or MariaDB: its suites run against MySQL 8 as well.
+    mysql = workflow["jobs"]["mysql8"]
+    [service] = mysql["services"].values()
+    assert service["image"].startswith("mysql:8")
+    assert service["ports"] == ["3306:3306"]  # where tests/conftest.py looks for it
+    run = mysql["steps"][-1]["run"]
+    assert run.startswith("python -m pytest tests/test_baked_suites.py")
+    assert run.endswith("-k mysql")
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert "python -m pytest tests" in readme

@@ -1,5 +1,10 @@
+{%- set db = cookiecutter.database -%}
 """Application factory: `uvicorn app.main:create_app --factory`."""
 
+{% if db != "sqlite" -%}
+import asyncio
+import contextlib
+{% endif -%}
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -7,14 +12,23 @@ from fastapi import FastAPI
 {% if cookiecutter.include_example_models == "yes" %}
 from app.api import api_router
 {%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+from app.auth.passwords import Passwords
+{%- endif %}
+{%- if db != "sqlite" %}
+from app.db.connection_budget import check_connection_budget
+{%- endif %}
 from app.db.engine import create_engines
 from app.db.session import Database
 from app.db.slow_query_log import install_slow_query_log
 from app.errors import register_error_handlers
-from app.health import router as health_router
 from app.logs import configure_logging
+from app.metrics import router as metrics_router
+from app.metrics import worker_metrics
 from app.middleware import RequestContextMiddleware
+from app.probes import router as probes_router
 from app.settings import Settings, get_settings
+from app.tracing import stop_tracing, trace_requests, trace_statements
 
 
 @asynccontextmanager
@@ -24,13 +38,29 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging(settings)
     engines = create_engines(settings)
     if settings.db_slow_query_ms is not None:
-        for engine in engines.pools:
+        for engine in engines.pools.values():
             install_slow_query_log(engine, settings.db_slow_query_ms)
+    tracer_provider = getattr(app.state, "tracer_provider", None)
+    if tracer_provider is not None:
+        trace_statements(tracer_provider, engines.pools.values())
     app.state.engines = engines
     app.state.database = Database(engines)
+{%- if db != "sqlite" %}
+    # In the background: start-up does not wait for the database.
+    budget = asyncio.create_task(check_connection_budget(settings, engines))
+    app.state.connection_budget_check = budget
+{%- endif %}
     try:
-        yield
+        async with worker_metrics(engines.pools, settings.web_concurrency):
+            yield
     finally:
+{%- if db != "sqlite" %}
+        budget.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await budget
+{%- endif %}
+        if tracer_provider is not None:
+            stop_tracing(tracer_provider)
         await engines.dispose()
 
 
@@ -43,12 +73,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+{%- if cookiecutter.auth == "jwt" %}
+    app.state.passwords = Passwords(settings)
+{%- endif %}
     app.add_middleware(
         RequestContextMiddleware, log_requests=settings.log_requests, debug=settings.debug
     )
     register_error_handlers(app)
-    app.include_router(health_router)
+    app.include_router(probes_router)
+    app.include_router(metrics_router)
 {%- if cookiecutter.include_example_models == "yes" %}
     app.include_router(api_router)
 {%- endif %}
+    if settings.otel_enabled:
+        app.state.tracer_provider = trace_requests(app, settings)
     return app

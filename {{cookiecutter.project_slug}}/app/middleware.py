@@ -3,8 +3,9 @@
 Pure ASGI (not BaseHTTPMiddleware), so streaming responses stay streams. Per request:
 the request id goes into its contextvar and back to the caller as `X-Request-ID`;
 an unhandled error is logged once, at ERROR with its traceback and the request id,
-and answered `500 {"detail": "internal error"}`; and with LOG_REQUESTS one access
-line is logged: method, path, status, duration.
+and answered `500 {"detail": "internal error"}`; the request is counted and timed
+for /metrics (app.metrics); and with LOG_REQUESTS one access line is logged:
+method, path, status, duration.
 """
 
 import json
@@ -13,6 +14,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.metrics import record_request, route_of
 from app.request_id import REQUEST_ID_HEADER, request_id_from, request_id_var
 
 request_logger = logging.getLogger("app.request")
@@ -59,6 +61,8 @@ class RequestContextMiddleware:
             )
             await send_with_id({"type": "http.response.body", "body": _INTERNAL_ERROR})
         finally:
+            elapsed = time.perf_counter() - started
+            record_request(scope["method"], route_of(scope), status, elapsed)
             if self.log_requests:
                 request_logger.info(
                     "%s %s %s",
@@ -69,7 +73,7 @@ class RequestContextMiddleware:
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                     },
                 )
             request_id_var.reset(token)

@@ -53,6 +53,20 @@ class Settings(BaseSettings):
     secret_key: str = Field(
         default=PLACEHOLDER, min_length=8, description="Signs pagination cursors."
     )
+    readiness_timeout: float = Field(
+        default=1.0, gt=0, description="Seconds /readyz waits for each database to answer."
+    )
+    # Read by uvicorn too (its --workers default): how many processes serve.
+    web_concurrency: int = Field(default=1, ge=1, description="Worker processes per instance.")
+{%- if db != "sqlite" %}
+    service_instances: int = Field(
+        default=1, ge=1, description="Instances (containers, pods) running at once, at most."
+    )
+{%- endif %}
+    otel_enabled: bool = Field(
+        default=False, description="Trace requests and SQL with OpenTelemetry (the otel extra)."
+    )
+    otel_service_name: str = "{{ cookiecutter.project_slug }}"
 
     database_url: str = EXAMPLE_URL
     database_echo: bool = Field(
@@ -81,7 +95,7 @@ class Settings(BaseSettings):
     db_application_name: str = "{{ cookiecutter.project_slug }}"
     db_pgbouncer: bool = Field(
         default=False,
-        description="Behind PgBouncer (transaction mode): no statement cache, no app pool.",
+        description="Behind PgBouncer (transaction mode): no prepared-statement cache.",
     )
 {%- else %}
 
@@ -110,6 +124,51 @@ class Settings(BaseSettings):
     db_replica_statement_timeout_ms: int = Field(default=30_000, ge=0)
 {%- endif %}
 
+{%- if db == "sqlite" %}
+
+    # Background jobs (scripts/): one connection, and a longer wait for the write
+    # lock than a request may take.
+    job_db_pool_size: int = Field(default=1, ge=1)
+    job_db_max_overflow: int = Field(default=0, ge=0)
+    job_db_pool_timeout: float = Field(default=30.0, gt=0)
+    job_db_busy_timeout: float = Field(default=30.0, ge=0)
+{%- else %}
+
+    # Background jobs (scripts/): few connections, held long, so a job never
+    # crowds out the web pools; recycled less often, with longer statements allowed.
+    job_db_pool_size: int = Field(default=2, ge=1)
+    job_db_max_overflow: int = Field(default=0, ge=0)
+    job_db_pool_timeout: float = Field(default=30.0, gt=0)
+    job_db_pool_recycle: int = Field(default=3600)
+    job_db_pool_pre_ping: bool = True
+    job_db_connect_timeout: float = Field(default=10.0, gt=0)
+    job_db_statement_timeout_ms: int = Field(default=300_000, ge=0)
+{%- endif %}
+
+{%- if cookiecutter.auth == "jwt" %}
+
+    # Authentication (app/auth, docs/auth.md).
+    jwt_secret_key: str = Field(
+        default=PLACEHOLDER, description="Signs access and refresh tokens (HS256)."
+    )
+    access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(default=14, ge=1, le=365)
+    password_min_length: int = Field(default=12, ge=8, le=1024)
+    login_max_failures: int = Field(default=5, ge=1, description="Failed logins before a lock-out.")
+    login_lockout_seconds: int = Field(default=300, ge=1)
+    # argon2id's cost (OWASP's minimum is 19 MiB, t=2); raising it rehashes at login.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65_536, ge=8)
+    password_hash_parallelism: int = Field(default=4, ge=1)
+
+    @field_validator("jwt_secret_key")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value != PLACEHOLDER and len(value.encode()) < 32:
+            raise ValueError("JWT_SECRET_KEY must be at least 32 bytes (HS256 needs 256 bits)")
+        return value
+{%- endif %}
+
     @field_validator("database_url"{% if db != "sqlite" %}, "database_replica_url"{% endif %})
     @classmethod
     def _check_driver(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -133,6 +192,13 @@ class Settings(BaseSettings):
                 "SECRET_KEY is the placeholder from .env.example; set a random one "
                 "(only ENVIRONMENT=development accepts it)"
             )
+{%- if cookiecutter.auth == "jwt" %}
+        if self.jwt_secret_key == PLACEHOLDER:
+            raise ValueError(
+                "JWT_SECRET_KEY is the placeholder from .env.example; set a random one "
+                "(only ENVIRONMENT=development accepts it)"
+            )
+{%- endif %}
 {%- if db != "sqlite" %}
         for name, url in (("DATABASE_URL", self.url), ("DATABASE_REPLICA_URL", self.replica_url)):
             if url is not None and url.password == PLACEHOLDER:
@@ -182,6 +248,22 @@ class Settings(BaseSettings):
             statement_timeout_ms=self.db_replica_statement_timeout_ms,
         )
 {%- endif %}
+
+    @property
+    def job_pool(self) -> PoolOptions:
+        return PoolOptions(
+            size=self.job_db_pool_size,
+            max_overflow=self.job_db_max_overflow,
+            timeout=self.job_db_pool_timeout,
+{%- if db == "sqlite" %}
+            busy_timeout=self.job_db_busy_timeout,
+{%- else %}
+            recycle=self.job_db_pool_recycle,
+            pre_ping=self.job_db_pool_pre_ping,
+            connect_timeout=self.job_db_connect_timeout,
+            statement_timeout_ms=self.job_db_statement_timeout_ms,
+{%- endif %}
+        )
 
 
 @lru_cache

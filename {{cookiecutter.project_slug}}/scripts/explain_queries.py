@@ -54,6 +54,7 @@ from app.errors import NotFoundError
 from app.models import Base, Post, Role, User, user_roles
 from app.posts import repository as posts
 from app.settings import get_settings
+from app.users import purge
 from app.users import repository as users
 
 TABLES = frozenset(Base.metadata.tables)
@@ -195,6 +196,10 @@ QUERIES = (
         "latest 3 posts of the 10 most recently active authors (window function)",
         lambda conn, _: posts.latest_posts_per_author(conn, authors=10, per_user=3),
         reads_all=frozenset({"posts"}),
+    ),
+    Query(
+        "the purge job's next batch: users deleted longest ago (a partial index)",
+        lambda conn, _: purge.purge_batch(conn, datetime.now(UTC), batch_size=100),
     ),
     Query(
         "post counts per user (GROUP BY)",

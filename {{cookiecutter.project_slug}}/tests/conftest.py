@@ -1,4 +1,5 @@
 {%- set db = cookiecutter.database -%}
+{%- set auth = cookiecutter.auth == "jwt" -%}
 """Fixtures: a dedicated test database built by the real migrations, and one
 rolled-back transaction per test.
 
@@ -6,6 +7,12 @@ Each test gets a connection with an open outer transaction; sessions join it
 through savepoints (`join_transaction_mode="create_savepoint"`), so application
 code may commit or roll back freely and the test still ends with a ROLLBACK.
 Docs: https://docs.sqlalchemy.org/en/20/orm/session_transaction.html#joining-a-session-into-an-external-transaction-such-as-for-test-suites
+{%- if auth %}
+
+Every test but tests/test_auth.py acts as the owner of whatever it touches
+(`act_as_owner`): authentication is not what those tests are about.
+tests/test_auth.py uses `auth_client`, which checks tokens for real.
+{%- endif %}
 """
 
 import asyncio
@@ -33,7 +40,7 @@ from app.db.session import create_session_factory
 from app.main import create_app
 from app.models import Base
 from app.settings import Settings
-from tests.helpers import RolledBackDatabase, run_in_thread, serve
+from tests.helpers import {% if auth %}RolledBackDatabase, act_as_owner, run_in_thread, serve{% else %}RolledBackDatabase, run_in_thread, serve{% endif %}
 from tests.scratch_models import ScratchBase
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,6 +70,14 @@ def test_settings() -> Settings:
         database_url=SuiteSettings().test_database_url,
         environment="test",
         secret_key="test-only-secret-key",  # noqa: S106 -- signs the tests' cursors
+{%- if auth %}
+        jwt_secret_key="test-only-jwt-secret-key-of-32-bytes",  # noqa: S106
+        # Cheap hashes: the suite registers many users (tests/test_auth.py checks
+        # the real cost where time matters).
+        password_hash_time_cost=1,
+        password_hash_memory_kib=1024,
+        password_hash_parallelism=1,
+{%- endif %}
     )
 {%- if db == "sqlite" %}
     name = Path(settings.url.database or "").stem
@@ -137,6 +152,9 @@ def app(connection: AsyncConnection, test_settings: Settings) -> FastAPI:
     """The real app, its sessions and connections on the test's (lifespan not run)."""
     app = create_app(test_settings)
     app.state.database = RolledBackDatabase(connection)
+{%- if auth %}
+    act_as_owner(app)
+{%- endif %}
     return app
 
 
@@ -186,3 +204,17 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
     event.listen(engine.sync_engine, "before_cursor_execute", record)
     yield sent
     event.remove(engine.sync_engine, "before_cursor_execute", record)
+{%- if auth %}
+
+
+@pytest.fixture
+async def auth_client(
+    connection: AsyncConnection, test_settings: Settings
+) -> AsyncIterator[AsyncClient]:
+    """The app as `client`, but checking access tokens for real."""
+    app = create_app(test_settings)
+    app.state.database = RolledBackDatabase(connection)
+    transport = ASGITransport(app=app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+{%- endif %}

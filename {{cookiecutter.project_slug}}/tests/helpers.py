@@ -1,21 +1,28 @@
+{%- set auth = cookiecutter.auth == "jwt" -%}
 """Helpers shared by the fixtures and the tests."""
 
 import asyncio
 import json
 import socket
+{%- if auth %}
+import uuid
+{%- endif %}
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI{% if auth %}, Request{% endif %}
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
+{% if auth -%}
+from app.auth.dependencies import current_user_id
+{% endif -%}
 from app.db.session import Database, create_session_factory
 
 
@@ -34,8 +41,12 @@ def run_in_thread(func: Callable[..., object], *args: Any) -> None:
 async def serve(app: FastAPI) -> AsyncIterator[AsyncClient]:
     """Run the app's lifespan (engine created, then disposed) around a client.
 
-    Unhandled errors become 500 responses, as they would for a real client.
+    Unhandled errors become 500 responses, as they would for a real client.{% if auth %}
+    Requests act as the owner of what they touch (`act_as_owner`).{% endif %}
     """
+{%- if auth %}
+    act_as_owner(app)
+{%- endif %}
     async with app.router.lifespan_context(app):
         transport = ASGITransport(app=app, raise_app_exceptions=False)
         async with AsyncClient(transport=transport, base_url="http://test") as client:
@@ -45,7 +56,11 @@ async def serve(app: FastAPI) -> AsyncIterator[AsyncClient]:
 @asynccontextmanager
 async def running_server(app: FastAPI) -> AsyncIterator[tuple[str, int]]:
     """The app under a real uvicorn on a free loopback port, in this event loop:
-    for tests that need real sockets (slow clients, streaming). Yields (host, port)."""
+    for tests that need real sockets (slow clients, streaming). Yields (host, port).{% if auth %}
+    Requests act as the owner of what they touch (`act_as_owner`).{% endif %}"""
+{%- if auth %}
+    act_as_owner(app)
+{%- endif %}
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, lifespan="on", log_config=None, timeout_graceful_shutdown=5)
@@ -87,6 +102,9 @@ class RolledBackDatabase(Database):
         return self._savepoint()
 {%- endif %}
 
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._savepoint()
+
     def stream(self) -> AbstractAsyncContextManager[AsyncConnection]:
         return self._savepoint()
 
@@ -105,3 +123,22 @@ def commits_fail() -> Iterator[None]:
         yield
     finally:
         event.remove(Session, "before_commit", fail)
+{%- if auth %}
+
+
+# Who the tests that are not about authentication are, where no user is in the path.
+SOMEONE = uuid.UUID("00000000-0000-7000-8000-000000000001")
+
+
+def _the_user_in_the_path(request: Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.path_params.get("user_id", ""))
+    except ValueError:  # no user in the path, or not a UUID (the route answers 422)
+        return SOMEONE
+
+
+def act_as_owner(app: FastAPI) -> None:
+    """Every request acts as the user its path names: for the tests that are not
+    about authentication (tests/test_auth.py checks the real tokens)."""
+    app.dependency_overrides[current_user_id] = _the_user_in_the_path
+{%- endif %}

@@ -132,7 +132,7 @@ async def _read_chunked_body(reader: asyncio.StreamReader) -> bytes:
 
 async def _each_answers_within_a_second(host: str, port: int, author_id: uuid.UUID) -> None:
     requests = [
-        ("GET", "/health", None),
+        ("GET", "/readyz", None),
         ("GET", USERS, None),
         ("POST", USERS, {"email": "meanwhile@example.com", "full_name": "M"}),
         ("POST", f"{USERS}/{author_id}/posts", {"title": "Meanwhile", "body": "."}),

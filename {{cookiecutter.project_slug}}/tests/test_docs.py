@@ -17,8 +17,14 @@ PATH_REFERENCE = re.compile(
 )
 CODE_FROM = re.compile(r"<!-- from: (\S+) -->\n```python\n(.*?)```", re.DOTALL)
 VARIABLE_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]+)`(?:, `([A-Z][A-Z0-9_]+)`)? \|", re.MULTILINE)
-# Read by other programs than the app: the tests' own settings, docker compose.
-NOT_SETTINGS = {"TEST_DATABASE_URL", "DB_PASSWORD"}
+# Read by other programs than the app: the tests' own settings, docker compose,
+# prometheus-client, the OpenTelemetry SDK.
+NOT_SETTINGS = {
+    "TEST_DATABASE_URL",
+    "DB_PASSWORD",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+}
 # The files that docs/migrations.md's worked example adds (a `tags` model).
 WORKED_EXAMPLE = ("app/tags/", "tests/test_tags.py")
 

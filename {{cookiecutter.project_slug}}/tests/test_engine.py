@@ -65,19 +65,32 @@ async def test_in_memory_database_shares_one_connection() -> None:
             assert await conn.scalar(text("SELECT count(*) FROM shared")) == 0
     finally:
         await engines.dispose()
+
+
+async def test_a_jobs_engines_use_the_job_preset(test_settings: Settings) -> None:
+    """One connection that waits longer for the write lock than a request would."""
+    preset = test_settings.model_copy(update={"job_db_pool_size": 2, "job_db_busy_timeout": 12})
+    engines = create_engines(preset, for_job=True)
+    try:
+        [engine] = engines.pools.values()
+        assert engine.pool.size() == 2  # type: ignore[attr-defined]
+        async with engines.writer.connect() as conn:
+            assert await conn.scalar(text("PRAGMA busy_timeout")) == 12000
+    finally:
+        await engines.dispose()
 {%- elif db == "postgresql" %}
 import asyncio
 import re
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import NullPool
 
 from app.db.engine import Engines, create_engines
 from app.settings import Settings
 
 UNIQUE_STATEMENT_NAME = re.compile(r"__asyncpg_[0-9a-f-]{36}__")
 NOW = text("SELECT now()")
+TIMEOUT_MS = text("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
 
 
 async def test_connections_carry_application_name_and_statement_timeout(
@@ -85,9 +98,7 @@ async def test_connections_carry_application_name_and_statement_timeout(
 ) -> None:
     async with engine.connect() as conn:
         name = await conn.scalar(text("SHOW application_name"))
-        timeout_ms = await conn.scalar(
-            text("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
-        )
+        timeout_ms = await conn.scalar(TIMEOUT_MS)
     assert name == test_settings.db_application_name
     assert int(timeout_ms) == test_settings.db_statement_timeout_ms
 
@@ -113,13 +124,13 @@ async def test_reads_run_without_a_transaction_and_writes_in_one(engines: Engine
         assert await conn.scalar(text("SHOW transaction_isolation")) == "read committed"
 
 
-async def test_pgbouncer_mode_uses_no_pool_and_unique_statement_names(
+async def test_pgbouncer_mode_uses_unique_statement_names_and_transactions(
     test_settings: Settings,
 ) -> None:
+    """tests/test_pgbouncer.py in the template runs this against a real PgBouncer."""
     settings = test_settings.model_copy(update={"db_pgbouncer": True})
     engines = create_engines(settings)
     try:
-        assert isinstance(engines.writer.pool, NullPool)
         async with engines.writer.connect() as conn:
             for _ in range(3):  # the same statement, repeatedly
                 assert await conn.scalar(text("SELECT 1")) == 1
@@ -134,11 +145,37 @@ async def test_pgbouncer_mode_uses_no_pool_and_unique_statement_names(
             assert await conn.scalar(text("SHOW transaction_read_only")) == "on"
     finally:
         await engines.dispose()
+
+
+async def test_a_jobs_engines_use_the_job_preset_and_no_replica(test_settings: Settings) -> None:
+    preset = test_settings.model_copy(
+        update={
+            "job_db_pool_size": 3,
+            "job_db_statement_timeout_ms": 123_000,
+            "database_replica_url": test_settings.database_url,
+        }
+    )
+    engines = create_engines(preset, for_job=True)
+    try:
+        assert list(engines.pools) == ["primary"]  # a job reads what it writes
+        assert engines.primary.pool.size() == 3  # type: ignore[attr-defined]
+        async with engines.writer.connect() as conn:
+            assert int(await conn.scalar(TIMEOUT_MS)) == 123_000
+    finally:
+        await engines.dispose()
 {%- else %}
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.db.engine import create_engines
 from app.settings import Settings
+
+
+async def _statement_timeout_ms(conn: AsyncConnection) -> float:
+    """MariaDB's max_statement_time is in seconds, MySQL's max_execution_time in ms."""
+    if conn.dialect.is_mariadb:  # type: ignore[attr-defined]
+        return float(await conn.scalar(text("SELECT @@max_statement_time"))) * 1000
+    return float(await conn.scalar(text("SELECT @@max_execution_time")))
 
 
 async def test_connections_are_utc_strict_and_utf8mb4(engine: AsyncEngine) -> None:
@@ -161,4 +198,22 @@ async def test_pool_recycles_before_the_server_drops_idle_connections(
     async with engine.connect() as conn:
         wait_timeout = await conn.scalar(text("SELECT @@session.wait_timeout"))
     assert test_settings.db_pool_recycle < int(wait_timeout)
+
+
+async def test_a_jobs_engines_use_the_job_preset_and_no_replica(test_settings: Settings) -> None:
+    preset = test_settings.model_copy(
+        update={
+            "job_db_pool_size": 3,
+            "job_db_statement_timeout_ms": 123_000,
+            "database_replica_url": test_settings.database_url,
+        }
+    )
+    engines = create_engines(preset, for_job=True)
+    try:
+        assert list(engines.pools) == ["primary"]  # a job reads what it writes
+        assert engines.primary.pool.size() == 3  # type: ignore[attr-defined]
+        async with engines.writer.connect() as conn:
+            assert await _statement_timeout_ms(conn) == 123_000
+    finally:
+        await engines.dispose()
 {%- endif %}

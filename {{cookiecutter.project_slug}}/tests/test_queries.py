@@ -1,5 +1,8 @@
 """The repository's query patterns, and the database behaviour they rely on."""
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC
 from typing import cast
@@ -13,9 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.posts import repository as posts
 from app.posts.models import Post
 from app.posts.schemas import PostCreate
+from app.settings import Settings
 from app.users import repository as users
 from app.users.models import User
 from app.users.schemas import UserCreate, UserRead
+from tests.conftest import PROJECT_ROOT
 
 
 async def _user(session: AsyncSession, email: str = "ada@example.com") -> UserRead:
@@ -142,3 +147,20 @@ async def test_stream_posts_in_partitions(session: AsyncSession) -> None:
         len(batch) async for batch in posts.stream_posts(await session.connection(), batch_size=10)
     ]
     assert sizes == [10, 10, 5]
+
+
+@pytest.mark.usefixtures("migrated_database")
+def test_every_example_query_is_served_by_an_index(test_settings: Settings) -> None:
+    """scripts/explain_queries.py on the real planner: it exits 1 on a full scan that no
+    index serves (a missing index, or a query that cannot use one)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "scripts.explain_queries", "--users", "300"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "DATABASE_URL": test_settings.database_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "no missing index" in result.stdout

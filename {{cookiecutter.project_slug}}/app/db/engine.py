@@ -11,6 +11,7 @@ instead of failing half-way with "database is locked".
 Docs: https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#sqlite-transactions
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool, StaticPool
 
+from app.db.pool import CountingPool
 from app.db.read_only import refuse_writes
-from app.settings import Settings
+from app.settings import PoolOptions, Settings
 
 # The execution option that makes a connection's transactions writers.
 BEGIN_MODE = "sqlite_begin"
@@ -31,32 +33,41 @@ class Engines:
     """The engines of one process, all on the one pool in `pools`.
 
     `writer`: write sessions (BEGIN IMMEDIATE). `reader`: read connections (deferred
-    BEGIN), which refuse to write (app.db.read_only).
+    BEGIN), which refuse to write (app.db.read_only). `pools`: the engine that owns
+    the pool, by name (probes and metrics report it).
     """
 
     writer: AsyncEngine
     reader: AsyncEngine
-    pools: tuple[AsyncEngine, ...]
+    pools: Mapping[str, AsyncEngine]
 
     async def dispose(self) -> None:
-        for engine in self.pools:
+        for engine in self.pools.values():
             await engine.dispose()
 
 
 def create_engines(
-    settings: Settings, *, poolclass: type[Pool] | None = None, enforce_foreign_keys: bool = True
+    settings: Settings,
+    *,
+    for_job: bool = False,
+    poolclass: type[Pool] | None = None,
+    enforce_foreign_keys: bool = True,
 ) -> Engines:
-    """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run);
+    """`for_job`: a background job's engines, on the job pool preset (JOB_DB_*).
+    `poolclass` replaces the pool (e.g. NullPool for a one-off migration run);
     migrations turn foreign keys off while they run (migrations/env.py)."""
-    engine = _create_engine(settings, poolclass=poolclass)
+    pool = settings.job_pool if for_job else settings.primary_pool
+    engine = _create_engine(settings, pool, poolclass=poolclass)
     _configure_sqlite(engine, enforce_foreign_keys=enforce_foreign_keys)
     writer = engine.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
     reader = refuse_writes(engine.execution_options(**{BEGIN_MODE: "DEFERRED"}))
-    return Engines(writer=writer, reader=reader, pools=(engine,))
+    return Engines(writer=writer, reader=reader, pools={"database": engine})
 
 
-def _create_engine(settings: Settings, *, poolclass: type[Pool] | None) -> AsyncEngine:
-    url, pool = settings.url, settings.primary_pool
+def _create_engine(
+    settings: Settings, pool: PoolOptions, *, poolclass: type[Pool] | None
+) -> AsyncEngine:
+    url = settings.url
     # sqlite3's `timeout` is the busy timeout: a second writer waits, then fails.
     connect_args = {"timeout": pool.busy_timeout}
     options: dict[str, Any]
@@ -67,6 +78,8 @@ def _create_engine(settings: Settings, *, poolclass: type[Pool] | None) -> Async
         options = {"poolclass": poolclass}
     else:
         options = {
+            "poolclass": CountingPool,
+            "pool_logging_name": "database",
             "pool_size": pool.size,
             "max_overflow": pool.max_overflow,
             "pool_timeout": pool.timeout,
@@ -108,6 +121,7 @@ Docs: https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#module-sqlalche
 """
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,8 +129,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool, Pool
+from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
+from app.db.pool import CountingPool
 from app.db.read_only import refuse_writes
 from app.settings import PoolOptions, Settings
 
@@ -129,30 +144,35 @@ class Engines:
     autocommit, for reads that must see the latest writes and for writes of one
     statement. `reader`: read connections, which refuse to write (app.db.read_only):
     the replica when DATABASE_REPLICA_URL is set, else the primary's pool.
-    `pools`: one engine per connection pool.
+    `pools`: the engine that owns each pool, by name (`primary`, `replica`).
     """
 
     writer: AsyncEngine
     primary: AsyncEngine
     reader: AsyncEngine
-    pools: tuple[AsyncEngine, ...]
+    pools: Mapping[str, AsyncEngine]
 
     async def dispose(self) -> None:
-        for engine in self.pools:
+        for engine in self.pools.values():
             await engine.dispose()
 
 
-def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -> Engines:
-    """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
-    primary = _create_engine(settings.url, settings.primary_pool, settings, poolclass)
+def create_engines(
+    settings: Settings, *, for_job: bool = False, poolclass: type[Pool] | None = None
+) -> Engines:
+    """`for_job`: a background job's engines, on the job pool preset (JOB_DB_*) and
+    without the replica: a job reads what it has just written.
+    `poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
+    pool = settings.job_pool if for_job else settings.primary_pool
+    primary = _create_engine("primary", settings.url, pool, settings, poolclass)
     writer = (
         primary
         if settings.db_pgbouncer
         else primary.execution_options(isolation_level="READ COMMITTED")
     )
     replica = (
-        _create_engine(settings.replica_url, settings.replica_pool, settings, poolclass)
-        if settings.replica_url is not None
+        _create_engine("replica", settings.replica_url, settings.replica_pool, settings, poolclass)
+        if settings.replica_url is not None and not for_job
         else None
     )
     reading = replica or primary
@@ -161,26 +181,19 @@ def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -
         if settings.db_pgbouncer
         else reading.execution_options()
     )
-    pools = (primary,) if replica is None else (primary, replica)
+    pools = {"primary": primary} if replica is None else {"primary": primary, "replica": replica}
     return Engines(writer=writer, primary=primary, reader=reader, pools=pools)
 
 
 def _create_engine(
-    url: URL, pool: PoolOptions, settings: Settings, poolclass: type[Pool] | None
+    name: str, url: URL, pool: PoolOptions, settings: Settings, poolclass: type[Pool] | None
 ) -> AsyncEngine:
-    if settings.db_pgbouncer:
-        return _create_pgbouncer_engine(url, pool)
-    connect_args: dict[str, Any] = {
-        "timeout": pool.connect_timeout,
-        "server_settings": {
-            "application_name": settings.db_application_name,
-            "statement_timeout": str(pool.statement_timeout_ms),
-        },
-    }
     pooling: dict[str, Any] = (
         {"poolclass": poolclass}
         if poolclass is not None
         else {
+            "poolclass": CountingPool,
+            "pool_logging_name": name,
             "pool_size": pool.size,
             "max_overflow": pool.max_overflow,
             "pool_timeout": pool.timeout,
@@ -188,33 +201,41 @@ def _create_engine(
             "pool_pre_ping": pool.pre_ping,
         }
     )
-    engine = create_async_engine(
-        url, isolation_level="AUTOCOMMIT", connect_args=connect_args, **pooling
-    )
+    if settings.db_pgbouncer:
+        engine = create_async_engine(url, connect_args=_pgbouncer_connect_args(pool), **pooling)
+    else:
+        connect_args = {
+            "timeout": pool.connect_timeout,
+            "server_settings": {
+                "application_name": settings.db_application_name,
+                "statement_timeout": str(pool.statement_timeout_ms),
+            },
+        }
+        engine = create_async_engine(
+            url, isolation_level="AUTOCOMMIT", connect_args=connect_args, **pooling
+        )
     _report_connect_failures_as_driver_errors(engine)
     return engine
 
 
-def _create_pgbouncer_engine(url: URL, pool: PoolOptions) -> AsyncEngine:
-    """PgBouncer in transaction mode hands each transaction a different server
-    connection: PgBouncer is the pool, and prepared statements get unique names
-    and are never cached, so no server connection sees a name twice. It also
-    refuses unknown startup parameters, so the statement timeout is not sent:
-    set it on the database role (ALTER ROLE ... SET statement_timeout).
+def _pgbouncer_connect_args(pool: PoolOptions) -> dict[str, Any]:
+    """PgBouncer in transaction mode gives each transaction whichever server
+    connection is free. Prepared statements get unique names and are never cached,
+    so no server connection sees a name twice, and every access runs in a
+    transaction (create_engines), which keeps a statement's prepare and its
+    execution on one server. The pool stays: it holds client connections to
+    PgBouncer, which cost PgBouncer little, bound what each worker opens, and spare
+    each request a connection set-up (docs/operations.md#pgbouncer says why that matters).
+    PgBouncer refuses unknown startup parameters, so the statement timeout is not
+    sent: set it on the database role (ALTER ROLE ... SET statement_timeout).
     Docs: https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#prepared-statement-name-with-pgbouncer
     """
-    engine = create_async_engine(
-        url,
-        poolclass=NullPool,
-        connect_args={
-            "timeout": pool.connect_timeout,
-            "statement_cache_size": 0,
-            "prepared_statement_cache_size": 0,
-            "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
-        },
-    )
-    _report_connect_failures_as_driver_errors(engine)
-    return engine
+    return {
+        "timeout": pool.connect_timeout,
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+    }
 
 
 def _report_connect_failures_as_driver_errors(engine: AsyncEngine) -> None:
@@ -242,6 +263,7 @@ Docs: https://docs.sqlalchemy.org/en/20/dialects/mysql.html#module-sqlalchemy.di
 """
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -251,6 +273,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
+from app.db.pool import CountingPool
 from app.db.read_only import refuse_writes
 from app.settings import PoolOptions, Settings
 
@@ -270,40 +293,47 @@ class Engines:
     `writer`: write sessions on the primary. `primary`: the primary, for reads that
     must see the latest writes and for writes of one statement. `reader`: read
     connections, which refuse to write (app.db.read_only): the replica when
-    DATABASE_REPLICA_URL is set, else the primary's pool. `pools`: one engine per
-    connection pool.
+    DATABASE_REPLICA_URL is set, else the primary's pool. `pools`: the engine that
+    owns each pool, by name (`primary`, `replica`).
     """
 
     writer: AsyncEngine
     primary: AsyncEngine
     reader: AsyncEngine
-    pools: tuple[AsyncEngine, ...]
+    pools: Mapping[str, AsyncEngine]
 
     async def dispose(self) -> None:
-        for engine in self.pools:
+        for engine in self.pools.values():
             await engine.dispose()
 
 
-def create_engines(settings: Settings, *, poolclass: type[Pool] | None = None) -> Engines:
-    """`poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
-    primary = _create_engine(settings.url, settings.primary_pool, settings, poolclass)
+def create_engines(
+    settings: Settings, *, for_job: bool = False, poolclass: type[Pool] | None = None
+) -> Engines:
+    """`for_job`: a background job's engines, on the job pool preset (JOB_DB_*) and
+    without the replica: a job reads what it has just written.
+    `poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
+    pool = settings.job_pool if for_job else settings.primary_pool
+    primary = _create_engine("primary", settings.url, pool, settings, poolclass)
     replica = (
-        _create_engine(settings.replica_url, settings.replica_pool, settings, poolclass)
-        if settings.replica_url is not None
+        _create_engine("replica", settings.replica_url, settings.replica_pool, settings, poolclass)
+        if settings.replica_url is not None and not for_job
         else None
     )
     reader = refuse_writes((replica or primary).execution_options())
-    pools = (primary,) if replica is None else (primary, replica)
+    pools = {"primary": primary} if replica is None else {"primary": primary, "replica": replica}
     return Engines(writer=primary, primary=primary, reader=reader, pools=pools)
 
 
 def _create_engine(
-    url: URL, pool: PoolOptions, settings: Settings, poolclass: type[Pool] | None
+    name: str, url: URL, pool: PoolOptions, settings: Settings, poolclass: type[Pool] | None
 ) -> AsyncEngine:
     pooling: dict[str, Any] = (
         {"poolclass": poolclass}
         if poolclass is not None
         else {
+            "poolclass": CountingPool,
+            "pool_logging_name": name,
             "pool_size": pool.size,
             "max_overflow": pool.max_overflow,
             "pool_timeout": pool.timeout,

@@ -19,7 +19,7 @@ Docs: https://fastapi.tiangolo.com/tutorial/dependencies/dependencies-with-yield
 """
 
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -27,8 +27,9 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from app.db.engine import Engines
+from app.db.engine import Engines, create_engines
 from app.db.soft_delete import hide_soft_deleted
+from app.settings import Settings
 
 
 class AppSession(Session):
@@ -48,7 +49,8 @@ def create_session_factory(bind: Any, **options: Any) -> async_sessionmaker[Asyn
 
 
 class Database:
-    """Where a request's sessions and connections come from (`app.state.database`)."""
+    """Where sessions and connections come from: a request's (`app.state.database`)
+    or a background job's (`job_database`)."""
 
     def __init__(self, engines: Engines) -> None:
         self.engines = engines
@@ -68,6 +70,11 @@ class Database:
         return self.engines.primary.begin()
 {%- endif %}
 
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A Core connection in one write transaction, committed when the block ends
+        without an error and rolled back when it raises."""
+        return self.engines.writer.begin()
+
     def stream(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read connection for a response that streams (it outlives the request's)."""
 {%- if db == "postgresql" %}
@@ -75,6 +82,20 @@ class Database:
 {%- else %}
         return self.engines.reader.connect()
 {%- endif %}
+
+
+@asynccontextmanager
+async def job_database(settings: Settings) -> AsyncIterator[Database]:
+    """A background job's database: engines of its own on the job pool preset
+    (JOB_DB_*), disposed when the job ends. A job opens a session or transaction per
+    unit of work (`db.write_session()`, `db.transaction()`), never one for the whole
+    run: each unit commits on its own, and a failure or an interruption loses only
+    the unit it was in."""
+    engines = create_engines(settings, for_job=True)
+    try:
+        yield Database(engines)
+    finally:
+        await engines.dispose()
 
 
 def database(request: Request) -> Database:

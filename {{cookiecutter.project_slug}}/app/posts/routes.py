@@ -1,5 +1,13 @@
 {%- set db = cookiecutter.database -%}
+{%- set auth = cookiecutter.auth == "jwt" -%}
+{%- if auth -%}
+"""HTTP endpoints for posts: `/api/v1/posts` and a user's `/api/v1/users/{id}/posts`.
+
+Creating posts needs an access token (app.auth), and users post only as themselves.
+"""
+{%- else -%}
 """HTTP endpoints for posts: `/api/v1/posts` and a user's `/api/v1/users/{id}/posts`."""
+{%- endif %}
 
 import sys
 import uuid
@@ -10,6 +18,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+{% if auth -%}
+from app.auth.dependencies import CurrentUserId, require_self
+{% endif -%}
 from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession, database
 from app.pages import PageParams, link_next_page, start_of_page
 from app.posts import repository
@@ -21,11 +32,29 @@ router = APIRouter(tags=["posts"])
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "No such user or post."}}
 PAGED: Responses = {200: {"description": 'More pages: a `Link: <...>; rel="next"` header.'}}
+{%- if auth %}
+NOT_YOURS: Responses = {
+    401: {"description": "No valid access token."},
+    403: {"description": "Not your user."},
+}
+{%- endif %}
 
 
-@router.post("/users/{user_id}/posts", status_code=status.HTTP_201_CREATED, responses=NOT_FOUND)
+@router.post(
+    "/users/{user_id}/posts",
+    status_code=status.HTTP_201_CREATED,
+    responses=NOT_FOUND{% if auth %} | NOT_YOURS{% endif %},
+)
+{%- if auth %}
+async def create_post(
+    user_id: uuid.UUID, data: PostCreate, session: WriteSession, current: CurrentUserId
+) -> PostRead:
+    require_self(current, user_id)
+    return await repository.create_post(session, user_id, data)
+{%- else %}
 async def create_post(user_id: uuid.UUID, data: PostCreate, session: WriteSession) -> PostRead:
     return await repository.create_post(session, user_id, data)
+{%- endif %}
 
 
 @router.get("/users/{user_id}/posts", responses=NOT_FOUND | PAGED)
@@ -49,12 +78,22 @@ async def list_user_posts(
 
 
 @router.post(
-    "/users/{user_id}/posts/bulk", status_code=status.HTTP_201_CREATED, responses=NOT_FOUND
+    "/users/{user_id}/posts/bulk",
+    status_code=status.HTTP_201_CREATED,
+    responses=NOT_FOUND{% if auth %} | NOT_YOURS{% endif %},
 )
 async def bulk_create_posts(
-    user_id: uuid.UUID, data: PostBulkCreate, session: WriteSession
+    user_id: uuid.UUID,
+    data: PostBulkCreate,
+    session: WriteSession,
+{%- if auth %}
+    current: CurrentUserId,
+{%- endif %}
 ) -> PostBulkCreated:
     """All or nothing: either every post is created or none is."""
+{%- if auth %}
+    require_self(current, user_id)
+{%- endif %}
     return PostBulkCreated(created=await repository.bulk_create_posts(session, user_id, data.posts))
 
 

@@ -6,6 +6,9 @@ loudly in tests instead of as `MissingGreenlet` in production.
 Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html
 """
 
+{% if cookiecutter.auth == "jwt" -%}
+from datetime import datetime
+{% endif -%}
 from typing import TYPE_CHECKING
 
 from sqlalchemy import {% if cookiecutter.database == "mysql" %}Column, Computed, ForeignKey, Index, String, Table{% else %}Column, ForeignKey, Index, String, Table, text{% endif %}
@@ -13,6 +16,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
 from app.db.mixins import SoftDeleteMixin, TimestampMixin, UUIDPrimaryKeyMixin
+{%- if cookiecutter.auth == "jwt" %}
+from app.db.types import UTCDateTime
+{%- endif %}
 
 if TYPE_CHECKING:
     from app.posts.models import Post
@@ -48,6 +54,17 @@ class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
             {{ cookiecutter.database }}_where=text("NOT is_deleted"),
         ),
 {%- endif %}
+        # The purge job's queue (app.users.purge): deleted users, oldest first.
+{%- if cookiecutter.database == "mysql" %}
+        Index("ix_users_deleted_at_id", "deleted_at", "id"),
+{%- else %}
+        Index(
+            "ix_users_deleted_at_id",
+            "deleted_at",
+            "id",
+            {{ cookiecutter.database }}_where=text("{{ 'is_deleted' if cookiecutter.database == 'postgresql' else 'is_deleted = 1' }}"),
+        ),
+{%- endif %}
     )
 
     # Stored lower-case (app.schemas.Email), so uniqueness ignores letter case.
@@ -60,6 +77,14 @@ class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
     )
 {%- endif %}
     full_name: Mapped[str] = mapped_column(String(200))
+{%- if cookiecutter.auth == "jwt" %}
+    # Authentication (app.auth): an argon2id hash, NULL for a user created without a
+    # password (POST /api/v1/users), who cannot log in; failed logins in a row, and
+    # the end of the lock-out they led to.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+{%- endif %}
     # Optimistic locking: every UPDATE checks and bumps it, so a concurrent write
     # raises StaleDataError (HTTP 409) instead of silently overwriting.
     version: Mapped[int] = mapped_column(default=1)

@@ -174,9 +174,18 @@ async def _load_user(session: AsyncSession, user_id: uuid.UUID, *, roles: bool =
     return user
 
 
+{% if cookiecutter.auth == "jwt" -%}
+async def create_user(
+    connection: AsyncConnection, data: UserCreate, password_hash: str | None = None
+) -> UserRead:
+    """One INSERT, no unit of work. The unique index decides, not a SELECT first:
+    two concurrent requests cannot both pass it. Without a password hash the user
+    cannot log in (app.auth)."""
+{% else -%}
 async def create_user(connection: AsyncConnection, data: UserCreate) -> UserRead:
     """One INSERT, no unit of work. The unique index decides, not a SELECT first:
     two concurrent requests cannot both pass it."""
+{%- endif %}
     user = UserRead(
         id=new_id(),
         email=data.email,
@@ -189,7 +198,12 @@ async def create_user(connection: AsyncConnection, data: UserCreate) -> UserRead
         latest_posts=[],
     )
     try:
+{%- if cookiecutter.auth == "jwt" %}
+        row = user.model_dump(include=_USER_FIELDS) | {"password_hash": password_hash}
+        await connection.execute(_INSERT_USER, row)
+{%- else %}
         await connection.execute(_INSERT_USER, user.model_dump(include=_USER_FIELDS))
+{%- endif %}
     except IntegrityError as exc:
         raise _email_taken(data.email) from exc
     return user

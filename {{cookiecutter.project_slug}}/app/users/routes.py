@@ -1,10 +1,15 @@
 {%- set db = cookiecutter.database -%}
+{%- set auth = cookiecutter.auth == "jwt" -%}
 """HTTP endpoints for users under `/api/v1/users`.
 
 Each endpoint declares what it opens (app.db.session): a WriteSession for a unit of
 work, a ReadConnection for lists{% if db != "sqlite" %} (which a replica may serve, a little behind), and a
 PrimaryConnection where a caller expects to read what it has just written, or for
 a write of one statement{% endif %}.
+{%- if auth %}
+Writes need an access token (app.auth): any user may create users, but changes
+only their own.
+{%- endif %}
 """
 
 import uuid
@@ -12,6 +17,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
+{% if auth -%}
+from app.auth.dependencies import AUTHENTICATED, CurrentUserId, require_self
+{% endif -%}
 from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession
 from app.pages import PageParams, link_next_page, start_of_page
 from app.schemas import Text
@@ -32,9 +40,20 @@ Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "No such user."}}
 CONFLICT: Responses = {409: {"description": "Email taken, or the user changed since it was read."}}
 PAGED: Responses = {200: {"description": 'More pages: a `Link: <...>; rel="next"` header.'}}
+{%- if auth %}
+UNAUTHORIZED: Responses = {401: {"description": "No valid access token."}}
+NOT_YOURS: Responses = UNAUTHORIZED | {403: {"description": "Not your user."}}
+{%- endif %}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=CONFLICT{% if auth %} | UNAUTHORIZED{% endif %},
+{%- if auth %}
+    dependencies=AUTHENTICATED,
+{%- endif %}
+)
 {%- if db == "sqlite" %}
 async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
     return await repository.create_user(await session.connection(), data)
@@ -74,27 +93,61 @@ async def post_counts(
     return [UserPostCount.model_validate(row) for row in rows]
 
 
-@router.post("/import")
+@router.post("/import"{% if auth %}, responses=UNAUTHORIZED, dependencies=AUTHENTICATED{% endif %})
 async def import_users(data: UserImport, session: WriteSession) -> list[UserImportResult]:
     """Create many users; duplicates are reported per row, the rest are created."""
     return await repository.import_users(session, data.users)
 
 
+{% if auth -%}
+@router.get("/me", responses=UNAUTHORIZED)
+async def get_me(current: CurrentUserId, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+    """The user the access token belongs to."""
+    return await repository.get_user(connection, current)
+
+
+{% endif -%}
 @router.get("/{user_id}", responses=NOT_FOUND)
 async def get_user(user_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
     return await repository.get_user(connection, user_id)
 
 
-@router.patch("/{user_id}", responses=NOT_FOUND | CONFLICT)
+@router.patch("/{user_id}", responses=NOT_FOUND | CONFLICT{% if auth %} | NOT_YOURS{% endif %})
+{%- if auth %}
+async def update_user(
+    user_id: uuid.UUID, data: UserUpdate, session: WriteSession, current: CurrentUserId
+) -> UserRead:
+    require_self(current, user_id)
+    return await repository.update_user(session, user_id, data)
+{%- else %}
 async def update_user(user_id: uuid.UUID, data: UserUpdate, session: WriteSession) -> UserRead:
     return await repository.update_user(session, user_id, data)
+{%- endif %}
 
 
-@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+@router.delete(
+    "/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=NOT_FOUND{% if auth %} | NOT_YOURS{% endif %},
+)
+{%- if auth %}
+async def delete_user(user_id: uuid.UUID, session: WriteSession, current: CurrentUserId) -> None:
+    require_self(current, user_id)
+    await repository.soft_delete_user(session, user_id)
+{%- else %}
 async def delete_user(user_id: uuid.UUID, session: WriteSession) -> None:
     await repository.soft_delete_user(session, user_id)
+{%- endif %}
 
 
-@router.post("/{user_id}/roles", responses=NOT_FOUND | CONFLICT)
+@router.post("/{user_id}/roles", responses=NOT_FOUND | CONFLICT{% if auth %} | NOT_YOURS{% endif %})
+{%- if auth %}
+async def assign_role(
+    user_id: uuid.UUID, data: RoleAssign, session: WriteSession, current: CurrentUserId
+) -> UserRead:
+    require_self(current, user_id)
+    return await repository.assign_role(session, user_id, data.name)
+{%- else %}
 async def assign_role(user_id: uuid.UUID, data: RoleAssign, session: WriteSession) -> UserRead:
     return await repository.assign_role(session, user_id, data.name)
+{%- endif %}

@@ -1,5 +1,5 @@
 {%- set db = cookiecutter.database -%}
-"""Initial schema{% if cookiecutter.include_example_models == "yes" %}: users, roles, user_roles, posts{% endif %}.
+"""Initial schema{% if cookiecutter.include_example_models == "yes" %}: users, roles, user_roles, posts{% if cookiecutter.auth == "jwt" %}, refresh_tokens{% endif %}{% endif %}.
 
 Written by hand and reviewed, with a fixed revision id; the tests prove it matches
 the models on this database (`tests/test_migrations.py`).
@@ -69,6 +69,11 @@ def upgrade() -> None:
         ),
 {%- endif %}
         sa.Column("full_name", sa.String(length=200), nullable=False),
+{%- if cookiecutter.auth == "jwt" %}
+        sa.Column("password_hash", sa.String(length=255), nullable=True),
+        sa.Column("failed_logins", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("locked_until", UTC_TIMESTAMP, nullable=True),
+{%- endif %}
         sa.Column("version", sa.Integer(), nullable=False),
         *_timestamps_and_soft_delete(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
@@ -83,6 +88,16 @@ def upgrade() -> None:
         ["email"],
         unique=True,
         {{ db }}_where=sa.text("NOT is_deleted"),
+    )
+{%- endif %}
+{%- if db == "mysql" %}
+    op.create_index("ix_users_deleted_at_id", "users", ["deleted_at", "id"])
+{%- else %}
+    op.create_index(
+        "ix_users_deleted_at_id",
+        "users",
+        ["deleted_at", "id"],
+        {{ db }}_where=sa.text("{{ 'is_deleted' if db == 'postgresql' else 'is_deleted = 1' }}"),
     )
 {%- endif %}
     op.create_table(
@@ -114,6 +129,27 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", "role_id", name=op.f("pk_user_roles")),
     )
     op.create_index(op.f("ix_user_roles_role_id"), "user_roles", ["role_id"])
+{%- if cookiecutter.auth == "jwt" %}
+    op.create_table(
+        "refresh_tokens",
+        sa.Column("id", UUID_KEY, nullable=False),
+        sa.Column("family_id", UUID_KEY, nullable=False),
+        sa.Column("user_id", UUID_KEY, nullable=False),
+        sa.Column("expires_at", UTC_TIMESTAMP, nullable=False),
+        sa.Column("used_at", UTC_TIMESTAMP, nullable=True),
+        sa.Column("revoked_at", UTC_TIMESTAMP, nullable=True),
+        sa.Column("created_at", UTC_TIMESTAMP, server_default=SERVER_NOW, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_refresh_tokens_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_refresh_tokens")),
+    )
+    op.create_index(op.f("ix_refresh_tokens_family_id"), "refresh_tokens", ["family_id"])
+    op.create_index(op.f("ix_refresh_tokens_user_id"), "refresh_tokens", ["user_id"])
+{%- endif %}
 
 
 def downgrade() -> None:
@@ -123,7 +159,7 @@ def downgrade() -> None:
 {%- else %}
     # Dropping a table drops its indexes and foreign keys with it.
 {%- endif %}
-    for table in ("user_roles", "posts", "users", "roles"):
+    for table in ({% if cookiecutter.auth == "jwt" %}"refresh_tokens", {% endif %}"user_roles", "posts", "users", "roles"):
         op.drop_table(table)
 {%- else %}
 
