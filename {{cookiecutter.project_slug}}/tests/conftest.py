@@ -31,7 +31,7 @@ from alembic.config import Config
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.db.create_database import create_database_if_missing
@@ -40,10 +40,11 @@ from app.db.session import create_session_factory
 from app.main import create_app
 from app.models import Base
 from app.settings import Settings
-from tests.helpers import {% if auth %}RolledBackDatabase, act_as_owner, run_in_thread, serve{% else %}RolledBackDatabase, run_in_thread, serve{% endif %}
+from tests.helpers import {% if auth %}RolledBackDatabase, {% endif %}rolled_back_app, run_in_thread, serve
 from tests.scratch_models import ScratchBase
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLES = Base.metadata.sorted_tables
 
 
 class SuiteSettings(BaseSettings):
@@ -122,6 +123,17 @@ def engine(engines: Engines) -> AsyncEngine:
     return engines.writer
 
 
+@pytest.fixture(autouse=True)
+async def _nothing_left_behind(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Every test leaves the shared test database as it found it, empty: a test
+    whose writes commit says so (`committed`, `live_client`), which cleans up after
+    it; any other would hand its rows to the tests after it."""
+    yield
+    async with engine.connect() as conn:
+        counts = {t.name: await conn.scalar(select(func.count()).select_from(t)) for t in TABLES}
+    assert {name: n for name, n in counts.items() if n} == {}, "rows left behind"
+
+
 @pytest.fixture
 async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as conn:
@@ -150,12 +162,7 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 def app(connection: AsyncConnection, test_settings: Settings) -> FastAPI:
     """The real app, its sessions and connections on the test's (lifespan not run)."""
-    app = create_app(test_settings)
-    app.state.database = RolledBackDatabase(connection)
-{%- if auth %}
-    act_as_owner(app)
-{%- endif %}
-    return app
+    return rolled_back_app(connection, test_settings)
 
 
 @pytest.fixture
@@ -172,7 +179,7 @@ async def committed(engine: AsyncEngine) -> AsyncIterator[None]:
     """For tests whose writes really commit: every table is emptied afterwards."""
     yield
     async with engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
+        for table in reversed(TABLES):
             await conn.execute(table.delete())
 
 

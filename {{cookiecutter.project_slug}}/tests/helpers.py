@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session
 from app.auth.dependencies import current_user_id
 {% endif -%}
 from app.db.session import Database, create_session_factory
+from app.main import create_app
+from app.settings import Settings
 
 
 def log_entries(captured: str) -> list[dict[str, Any]]:
@@ -76,6 +78,17 @@ async def running_server(app: FastAPI) -> AsyncIterator[tuple[str, int]]:
         server.should_exit = True
         await task
         sock.close()
+
+
+def rolled_back_app(connection: AsyncConnection, settings: Settings) -> FastAPI:
+    """The real app, every session and connection of it on `connection` (lifespan not
+    run){% if auth %}, acting as the owner of whatever it touches (`act_as_owner`){% endif %}."""
+    app = create_app(settings)
+    app.state.database = RolledBackDatabase(connection)
+{%- if auth %}
+    act_as_owner(app)
+{%- endif %}
+    return app
 
 
 class RolledBackDatabase(Database):

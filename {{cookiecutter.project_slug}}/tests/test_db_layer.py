@@ -3,7 +3,7 @@ proves it, with or without the example domain: keys, timestamps, soft delete, th
 UTC type and the text guards of request bodies."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -47,6 +47,20 @@ async def test_timestamps_are_aware_utc_and_updated_at_moves(session: AsyncSessi
     assert reloaded is not None
     assert reloaded.updated_at > before
     assert reloaded.created_at == loaded.created_at
+
+
+async def test_a_time_in_another_zone_is_stored_as_the_same_instant(
+    session: AsyncSession,
+) -> None:
+    noon_at_plus_two = datetime(2026, 7, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    widget = Widget(name="zoned", created_at=noon_at_plus_two)
+    session.add(widget)
+    await session.commit()
+    session.expunge_all()
+    loaded = await session.get(Widget, widget.id)
+    assert loaded is not None
+    assert loaded.created_at == noon_at_plus_two
+    assert (loaded.created_at.hour, loaded.created_at.utcoffset()) == (10, timedelta(0))
 
 
 async def test_raw_sql_inserts_get_timestamps_from_the_database(session: AsyncSession) -> None:

@@ -134,6 +134,10 @@ async def test_pgbouncer_mode_uses_unique_statement_names_and_transactions(
         async with engines.writer.connect() as conn:
             for _ in range(3):  # the same statement, repeatedly
                 assert await conn.scalar(text("SELECT 1")) == 1
+            # What the next transaction meets on another server connection: none of
+            # this one's statements. Prepared anew, never taken from a cache, it runs.
+            await conn.exec_driver_sql("DEALLOCATE ALL")
+            assert await conn.scalar(text("SELECT 1")) == 1
             names = (await conn.scalars(text("SELECT name FROM pg_prepared_statements"))).all()
             timeout = await conn.scalar(text("SHOW statement_timeout"))
         # Not asyncpg's per-connection counter (__asyncpg_stmt_1__), which collides

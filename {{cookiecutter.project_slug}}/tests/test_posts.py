@@ -8,9 +8,10 @@ from uuid import uuid4
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.db.error_codes import is_conflict
 from app.posts import repository as posts_repository
 from app.posts.models import Post
 from tests.factories import create_post, create_user
@@ -36,6 +37,15 @@ async def test_create_post_for_missing_or_deleted_user_is_404(client: AsyncClien
     user = await create_user(client)
     await client.delete(f"/api/v1/users/{user['id']}")
     assert (await client.post(f"/api/v1/users/{user['id']}/posts", json=body)).status_code == 404
+
+
+async def test_a_post_whose_author_is_gone_is_a_conflict(session: AsyncSession) -> None:
+    """An author purged between the route's check and the INSERT: the foreign key
+    refuses the row, and app.errors answers that with a 409, like a duplicate."""
+    session.add(Post(author_id=uuid4(), title="t", body="b"))
+    with pytest.raises(IntegrityError) as refused:
+        await session.flush()
+    assert is_conflict(refused.value)
 
 
 async def test_bulk_create_posts(client: AsyncClient) -> None:
