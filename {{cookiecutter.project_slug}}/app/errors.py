@@ -81,8 +81,9 @@ async def _pool_timeout(_: Request, exc: PoolTimeoutError) -> JSONResponse:
 
 
 async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
-    """Unique/foreign-key violations are conflicts and outages are transient; bad
-    credentials or a missing database need an operator, and the rest (a NOT NULL or
+    """Unique/foreign-key violations are conflicts and outages are transient; {% if cookiecutter.database == "sqlite" %}a
+    database file that cannot be opened needs an operator{% else %}bad
+    credentials or a missing database need an operator{% endif %}, and the rest (a NOT NULL or
     CHECK violation, bad SQL) is a bug in this service: both are a logged 500."""
     if is_conflict(exc):
         logger.info("conflict: %s", exc.orig)

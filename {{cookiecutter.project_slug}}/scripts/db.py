@@ -2,7 +2,7 @@
 """Database chores: create the database, check the connection and the migration state.
 
     python -m scripts.db create   # create the database named in DATABASE_URL if missing
-    python -m scripts.db check    # connect, show the server version and the schema revision
+    python -m scripts.db check    # connect, show the {{ 'SQLite' if db == 'sqlite' else 'server' }} version and the schema revision
     python -m scripts.db wait --timeout 300   # until the schema is at the latest migration
 
 All read DATABASE_URL the way the app does (environment, then `.env`). The
@@ -36,13 +36,13 @@ ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 # `wait`: the last attempt may run this long past --timeout, no longer.
 MIN_ATTEMPT_SECONDS = 1.0
 {%- if db == "sqlite" %}
-SERVER_VERSION = text("SELECT 'SQLite ' || sqlite_version()")
+VERSION_QUERY = text("SELECT 'SQLite ' || sqlite_version()")
 CREATED = "ready: {} (SQLite creates the file on first connection)"
 {%- elif db == "postgresql" %}
-SERVER_VERSION = text("SELECT 'PostgreSQL ' || current_setting('server_version')")
+VERSION_QUERY = text("SELECT 'PostgreSQL ' || current_setting('server_version')")
 CREATED = "created database: {}"
 {%- else %}
-SERVER_VERSION = text("SELECT VERSION()")
+VERSION_QUERY = text("SELECT VERSION()")
 CREATED = "created database: {}"
 {%- endif %}
 
@@ -75,10 +75,10 @@ def _revisions(conn: Connection) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 async def _schema(engines: Engines) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(server version, revisions the database is at, head revisions)."""
+    """({{ 'SQLite' if db == 'sqlite' else 'server' }} version, revisions the database is at, head revisions)."""
     async with engines.writer.connect() as conn:
         await conn.execute(text("SELECT 1"))
-        version = await conn.scalar(SERVER_VERSION)
+        version = await conn.scalar(VERSION_QUERY)
         current, heads = await conn.run_sync(_revisions)
     return str(version), current, heads
 
@@ -93,7 +93,7 @@ async def check() -> int:
     finally:
         await engines.dispose()
     print(f"connected: {_safe(settings.url)}")
-    print(f"server:    {version}")
+    print(f"{{ 'version:' if db == 'sqlite' else 'server: ' }}   {version}")
     print(f"revision:  {', '.join(current) or 'none (no migration applied)'}")
     print(f"head:      {', '.join(heads) or 'none'}")
     if current != heads:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("create", help="create the database in DATABASE_URL if it is missing")
-    commands.add_parser("check", help="connect; show the server version and schema revision")
+    commands.add_parser("check", help="connect; show the {{ 'SQLite' if db == 'sqlite' else 'server' }} version and schema revision")
     waiting = commands.add_parser("wait", help="wait until the schema is at the latest migration")
     waiting.add_argument(
         "--timeout", type=_seconds, default=300.0, help="give up after this many seconds (300)"

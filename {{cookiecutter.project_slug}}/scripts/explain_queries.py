@@ -198,7 +198,7 @@ QUERIES = (
         reads_all=frozenset({"posts"}),
     ),
     Query(
-        "the purge job's next batch: users deleted longest ago (a partial index)",
+        "the purge job's next batch: users deleted longest ago ({% if db == 'mysql' %}an index on deleted_at{% else %}a partial index{% endif %})",
         lambda conn, _: purge.purge_batch(conn, datetime.now(UTC), batch_size=100),
     ),
     Query(

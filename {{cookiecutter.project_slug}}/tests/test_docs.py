@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from starlette.routing import Match
 
+from app.main import create_app
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,6 +18,11 @@ PATH_REFERENCE = re.compile(
     r"`((?:app|tests|scripts|migrations|docs)/[\w./-]+\.(?:py|md))(?:::\w+)?`"
 )
 CODE_FROM = re.compile(r"<!-- from: (\S+) -->\n```python\n(.*?)```", re.DOTALL)
+ENDPOINT_REFERENCE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE) (/[\w/{}.-]*\w[}/]?)")
+MAKE_REFERENCE = re.compile(r"(?:`|^)make ([a-z][\w-]*)", re.MULTILINE)
+MAKE_TARGET = re.compile(r"^([a-z][\w-]*):", re.MULTILINE)
+PARAMETER = re.compile(r"\{[^}]*\}")
+API_PREFIX = "/api/v1"
 VARIABLE_ROW = re.compile(r"^\| `([A-Z][A-Z0-9_]+)`(?:, `([A-Z][A-Z0-9_]+)`)? \|", re.MULTILINE)
 # Read by other programs than the app: the tests' own settings, docker compose,
 # prometheus-client, the OpenTelemetry SDK.
@@ -77,3 +84,27 @@ def test_every_setting_is_documented_and_nothing_else() -> None:
     settings = {name.upper() for name in Settings.model_fields}
     assert settings - documented == set(), "settings missing from docs/configuration.md"
     assert documented - settings - NOT_SETTINGS == set(), "documented variables that do not exist"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_cited_endpoints_exist(page: Path, test_settings: Settings) -> None:
+    """`GET /path` in the docs is served by this app; a path given from the API's
+    prefix on (`/users/import`) counts too."""
+    routes = create_app(test_settings).router.routes
+
+    def served(method: str, path: str) -> bool:
+        concrete = PARAMETER.sub("x", path)
+        scopes = [
+            {"type": "http", "method": method, "path": prefix + concrete, "root_path": ""}
+            for prefix in ("", API_PREFIX)
+        ]
+        return any(route.matches(scope)[0] == Match.FULL for route in routes for scope in scopes)
+
+    cited = ENDPOINT_REFERENCE.findall(_text(page))
+    assert [f"{method} {path}" for method, path in cited if not served(method, path)] == []
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_cited_make_targets_exist(page: Path) -> None:
+    targets = set(MAKE_TARGET.findall((ROOT / "Makefile").read_text(encoding="utf-8")))
+    assert set(MAKE_REFERENCE.findall(_text(page))) - targets == set()

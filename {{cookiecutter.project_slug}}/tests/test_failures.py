@@ -135,7 +135,7 @@ async def test_locked_database_answers_503_after_the_busy_timeout(
 async def test_misconfigured_database_is_a_logged_500_not_a_503(
     test_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Bad credentials or a missing database need an operator: retrying cannot help."""
+    """{% if db == "sqlite" %}A database file that cannot be opened needs{% else %}Bad credentials or a missing database need{% endif %} an operator: retrying cannot help."""
 {%- if db == "sqlite" %}
     urls = {"unopenable file": MISCONFIGURED_URL}
 {%- else %}

@@ -80,7 +80,7 @@ WRITES_ON_A_READ_CONNECTION: dict[str, Executable] = {
 async def test_a_read_connection_refuses_to_write(
     test_settings: Settings, capsys: pytest.CaptureFixture[str], kind: str
 ) -> None:
-    """On real engines{% if db != "sqlite" %} (a read is in autocommit, or on a replica){% endif %}: refused before it is sent."""
+    """On real engines{% if db == "postgresql" %} (a read is in autocommit, or on a replica){% elif db == "mysql" %} (a read may be on a replica){% endif %}: refused before it is sent."""
     app = create_app(test_settings)
 
     @app.post("/_probe/read-writes")

@@ -10,13 +10,21 @@ from app.settings import DRIVER, PLACEHOLDER, Settings
 SECRET = "a-real-secret-key"  # noqa: S105 -- a test value
 
 
+# The right database through another driver is refused too: the code relies on this one.
 @pytest.mark.parametrize(
     "url",
     [
         "not a url",
-        "postgresql+psycopg://user@localhost/db",
+{%- if cookiecutter.database == "sqlite" %}
+        "sqlite:///./app.db",
+        "sqlite+pysqlite:///./app.db",
+{%- elif cookiecutter.database == "postgresql" %}
+        "postgresql://postgres@localhost/db",
+        "postgresql+psycopg://postgres@localhost/db",
+{%- else %}
+        "mysql://root@localhost/db",
         "mysql+pymysql://root@localhost/db",
-        "sqlite:///plain-driver.db",
+{%- endif %}
     ],
 )
 def test_database_url_must_use_this_services_driver(url: str) -> None:
@@ -49,5 +57,5 @@ def test_replica_url_must_use_this_services_driver() -> None:
     with pytest.raises(
         ValidationError, match=re.escape(f"DATABASE_REPLICA_URL must be a {DRIVER} URL")
     ):
-        Settings(database_replica_url="sqlite:///replica.db")
+        Settings(database_replica_url="{{ 'postgresql+psycopg://postgres@localhost/db' if cookiecutter.database == 'postgresql' else 'mysql+pymysql://root@localhost/db' }}")
 {%- endif %}

@@ -1,7 +1,7 @@
 """Logins, throttled per account in the database.
 
 A failed login counts against its account with one UPDATE, so the count holds
-across workers and replicas. After `LOGIN_MAX_FAILURES` failures in a row the
+across workers{{ '' if cookiecutter.database == 'sqlite' else ' and instances' }}. After `LOGIN_MAX_FAILURES` failures in a row the
 account is locked for `LOGIN_LOCKOUT_SECONDS`: until then even the right password
 is refused, with the same 401 as a wrong one, and the count starts again. A
 successful login clears the count, and stores a new hash when the hashing
@@ -46,6 +46,7 @@ async def authenticate(
             lock_until = literal(
                 now + timedelta(seconds=settings.login_lockout_seconds), User.locked_until.type
             )
+{%- if cookiecutter.database == "mysql" %}
             # locked_until first: MySQL evaluates SET from left to right.
             await connection.execute(
                 update(User)
@@ -55,6 +56,17 @@ async def authenticate(
                     (User.failed_logins, case((locks, 0), else_=failures)),
                 )
             )
+{%- else %}
+            # Both expressions see the row as it was before this UPDATE.
+            await connection.execute(
+                update(User)
+                .where(User.id == account.id)
+                .values(
+                    locked_until=case((locks, lock_until), else_=User.locked_until),
+                    failed_logins=case((locks, 0), else_=failures),
+                )
+            )
+{%- endif %}
             return None
         cleared: dict[str, object] = {"failed_logins": 0, "locked_until": None}
         if new_hash is not None:

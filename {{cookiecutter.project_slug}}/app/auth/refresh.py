@@ -2,7 +2,7 @@
 
 A refresh spends its token and issues the next one of the same family. Spending is
 one conditional UPDATE (`used_at IS NULL AND revoked_at IS NULL`), so of two
-requests racing with one token exactly one wins, on every worker and replica. A
+requests racing with one token exactly one wins, on every worker{{ "" if cookiecutter.database == "sqlite" else " and instance" }}. A
 token that was already spent means it leaked (or was replayed): the whole family
 is revoked, so neither the thief nor the user can refresh with it again and the
 user logs in anew.

@@ -1,7 +1,11 @@
 """Declarative base shared by every model.
 
 The naming convention gives every constraint a stable name, so migrations are
-reproducible across databases and SQLite batch migrations can address them.
+{%- if cookiecutter.database == "sqlite" %}
+reproducible and SQLite's batch migrations can address them.
+{%- else %}
+reproducible and can drop or alter a constraint by its name.
+{%- endif %}
 {%- if cookiecutter.database == "mysql" %}
 Every `Mapped[uuid.UUID]` column is BINARY(16) (app.db.types.BinaryUUID).
 {%- endif %}

@@ -2,8 +2,13 @@
 """Which database errors mean what, by {{ {'sqlite': 'SQLite', 'postgresql': 'PostgreSQL', 'mysql': 'MySQL/MariaDB'}[db] }}'s own error codes.
 
 `app.errors` turns a conflict into 409 and a transient failure into 503 with
+{%- if db == "sqlite" %}
+Retry-After; a configuration error (a database file that cannot be opened) and
+anything else are a 500, never disguised as a retryable 503.
+{%- else %}
 Retry-After; a configuration error (a login the server refuses, a database that
 does not exist) and anything else are a 500, never disguised as a retryable 503.
+{%- endif %}
 {%- if db == "postgresql" %}
 Docs: https://www.postgresql.org/docs/current/errcodes-appendix.html
 {%- elif db == "mysql" %}

@@ -3,7 +3,10 @@
 A `before_execute` hook on the read engine looks at each statement before it is
 sent: INSERT, UPDATE, DELETE, `SELECT ... FOR UPDATE` and `text()` SQL that does not
 start like a query raise `ReadOnlyError`, a bug in the endpoint (a 500), instead of
-writing through a connection that is in autocommit or points at a replica.
+{% if cookiecutter.database == "sqlite" %}writing through a connection whose deferred `BEGIN` never took the write lock.
+{%- elif cookiecutter.database == "postgresql" %}writing through a connection that is in autocommit or points at a replica.
+{%- else %}writing through a connection that may point at a replica.
+{%- endif %}
 Docs: https://docs.sqlalchemy.org/en/20/core/events.html#sqlalchemy.events.ConnectionEvents.before_execute
 """
 

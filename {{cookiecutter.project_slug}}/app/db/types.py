@@ -19,13 +19,13 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 # The database's own clock in UTC, as a server default: rows that raw SQL or a data
-# migration inserts get timestamps too.
+# migration inserts get timestamps too{% if db == "sqlite" %}, in the same text as the Python
+# values (microseconds, no zone){% endif %}.
 {% if db == "mysql" -%}
 SERVER_NOW = text("(UTC_TIMESTAMP(6))")
 {%- elif db == "postgresql" -%}
 SERVER_NOW = func.now()
 {%- else -%}
-# The same text as the Python values: microseconds, no zone.
 SERVER_NOW = text("(strftime('%Y-%m-%d %H:%M:%f000', 'now'))")
 {%- endif %}
 

@@ -1,8 +1,9 @@
 """User, Role and the many-to-many `user_roles` table.
 
-Relationships use `lazy="raise"`: async code cannot lazy-load, so every query
-states what it loads (`selectinload`, `joinedload`) and a forgotten one fails
-loudly in tests instead of as `MissingGreenlet` in production.
+Relationships use `lazy="raise"`: async code cannot lazy-load, so an ORM query
+states the relationships it needs (`selectinload(User.roles)` in the repository)
+and a forgotten one fails loudly in tests instead of as `MissingGreenlet` in
+production. Reads are Core statements and load no entities at all.
 Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html
 """
 
