@@ -172,7 +172,7 @@ def test_template_ci_workflow() -> None:
     _validate(workflow, "github-workflows.json")
     job = workflow["jobs"]["matrix"]
     assert {s["image"].split(":")[0] for s in job["services"].values()} == {"postgres", "mariadb"}
-    assert job["steps"][-1]["run"] == "python -m pytest tests"
+    assert job["steps"][-1]["run"] == "bash scripts/test.sh"
     python_versions = job["steps"][1]["with"]["python-version"].split()
     assert set(python_versions) >= set(LOCKED_PYTHON_VERSIONS)  # tests/test_locks.py needs each
     # `mysql` means MySQL or MariaDB: its suites run against MySQL 8 as well.
@@ -184,4 +184,4 @@ def test_template_ci_workflow() -> None:
     assert run.startswith("python -m pytest tests/test_baked_suites.py")
     assert run.endswith("-k mysql")
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    assert "python -m pytest tests" in readme
+    assert "bash scripts/test.sh" in readme
