@@ -302,7 +302,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "app/db/engine.py",
         "dbapi_connection.isolation_level = None",
         "pass",
-        "the driver's implicit BEGIN breaks savepoints and SQLAlchemy's BEGIN modes",
+        "the driver's implicit BEGIN could take transactions back from SQLAlchemy",
         _on(SQLITE),
     ),
     Mutant(
