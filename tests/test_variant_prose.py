@@ -43,7 +43,10 @@ FOREIGN = {
 # prometheus-client's multiprocess files (app/metrics.py), in every variant.
 NOT_A_DATABASE = {"gauge_live*_*.db"}
 
+# What tools write into a bake after it is rendered (test_baked_suites.py installs
+# each code variant, which writes its egg-info).
 CACHES = {".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__", ".hypothesis"}
+BUILD_OUTPUT = ".egg-info"
 LOCK_FILES = {"uv.lock"}
 TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 
@@ -53,7 +56,10 @@ def _text_files(project: Path) -> dict[str, str]:
     files = {}
     for path in sorted(project.rglob("*")):
         relative = path.relative_to(project)
-        if not path.is_file() or CACHES.intersection(relative.parts) or path.name in LOCK_FILES:
+        generated = CACHES.intersection(relative.parts) or any(
+            part.endswith(BUILD_OUTPUT) for part in relative.parts
+        )
+        if not path.is_file() or generated or path.name in LOCK_FILES:
             continue
         data = path.read_bytes()
         if b"\0" not in data:

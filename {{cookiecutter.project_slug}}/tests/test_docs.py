@@ -13,6 +13,7 @@ from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README_MAX_LINES = 200
 TEST_REFERENCE = re.compile(r"`?(test_\w+\.py)::(test_\w+)`?")
 PATH_REFERENCE = re.compile(
     r"`((?:app|tests|scripts|migrations|docs)/[\w./-]+\.(?:py|md))(?:::\w+)?`"
@@ -47,6 +48,13 @@ def _test_names(path: Path) -> set[str]:
         for node in ast.walk(tree)
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
+
+
+def test_the_readme_is_an_entry_point() -> None:
+    """At most 200 lines: what it is, how to start, where things are; the rest is
+    in docs/."""
+    lines = _text(ROOT / "README.md").splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
