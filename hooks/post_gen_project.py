@@ -43,18 +43,22 @@ SKIP_SWITCH = "SKIP_FIRST_MIGRATION"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 # What each option leaves out when it is not chosen; missing paths are fine.
+# The example domain, posts and what shows them off: without include_example_models.
 EXAMPLE_PATHS = (
-    "app/users",
     "app/posts",
+    "tests/test_posts.py",
+    "tests/test_queries.py",
+    "tests/test_properties.py",
+    "tests/test_pagination.py",
+    "tests/test_concurrency.py",
+    "scripts/explain_queries.py",
+)
+# Users and roles: the example domain's, or the accounts auth=jwt logs in. Neither: none.
+USER_PATHS = (
+    "app/users",
     "app/api.py",
     "tests/factories.py",
     "tests/test_users.py",
-    "tests/test_posts.py",
-    "tests/test_queries.py",
-    "tests/test_concurrency.py",
-    "tests/test_properties.py",
-    "tests/test_pagination.py",
-    "scripts/explain_queries.py",
     "scripts/purge_deleted.py",
     "tests/test_purge_deleted.py",
 )
@@ -65,8 +69,15 @@ SERVER_DATABASE_PATHS = (
     "tests/test_connection_budget.py",
     "tests/test_replica.py",
 )
-# Only with auth=jwt (which needs the example models).
-AUTH_PATHS = ("app/auth", "tests/test_auth.py", "docs/auth.md")
+# Only with auth=jwt.
+AUTH_PATHS = (
+    "app/auth",
+    "scripts/users.py",
+    "tests/test_auth.py",
+    "tests/test_access.py",
+    "tests/test_login_defences.py",
+    "docs/auth.md",
+)
 # Only for MariaDB in compose: its init script (the tests' databases for `app`).
 COMPOSE_MARIADB_PATHS = ("docker",)
 # Kubernetes manifests: only with the image, and only for a database server (a SQLite
@@ -126,6 +137,8 @@ def unwanted_paths() -> list[str]:
     unwanted: list[str] = []
     if INCLUDE_EXAMPLE_MODELS == "no":
         unwanted += EXAMPLE_PATHS
+        if AUTH == "none":
+            unwanted += USER_PATHS
     if AUTH == "none":
         unwanted += AUTH_PATHS
     if USE_DOCKER == "no":

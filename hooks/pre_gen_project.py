@@ -122,15 +122,6 @@ def check_choices() -> str | None:
     return None
 
 
-def check_auth_has_users() -> str | None:
-    if AUTH == "jwt" and INCLUDE_EXAMPLE_MODELS == "no":
-        return (
-            "auth=jwt needs include_example_models=yes: it logs in the example users "
-            "(choose auth=none, or keep the example models)"
-        )
-    return None
-
-
 def _check_quotable(field: str, value: str) -> str | None:
     unsafe = _unsafe_character(value)
     if unsafe is None:
@@ -147,7 +138,6 @@ CHECKS: tuple[Check, ...] = (
     check_free_text,
     check_author_email,
     check_choices,
-    check_auth_has_users,
 )
 
 

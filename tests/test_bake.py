@@ -26,6 +26,7 @@ from tests.variants import (
     PYTHON_VERSIONS,
     SERVER_DATABASE_PATHS,
     UPDATE_PATHS,
+    USER_PATHS,
     VARIANTS,
     YES_NO,
     Variant,
@@ -33,7 +34,8 @@ from tests.variants import (
 
 # Jinja's markers. `${...}` in alembic's script.py.mako is Mako, and legitimate.
 LEFTOVER_MARKERS = ("{{", "{%", "{#", "cookiecutter.")
-EXAMPLE_MODULE = re.compile(r"\bapp\.(users|posts|api)\b")
+EXAMPLE_MODULE = re.compile(r"\bapp\.posts\b")
+USER_MODULE = re.compile(r"\bapp\.(users|api)\b")
 
 
 def _files(project: Path) -> dict[str, bytes]:
@@ -54,7 +56,7 @@ def test_variants_cover_every_choice() -> None:
     assert tuple(choices["use_docker"]) == YES_NO
     assert tuple(choices["ci"]) == CI_CHOICES
     assert tuple(choices["auth"]) == AUTH_CHOICES
-    assert len(VARIANTS) == len(set(VARIANTS)) == 288 + 144
+    assert len(VARIANTS) == len(set(VARIANTS)) == 576
 
 
 @pytest.mark.parametrize("variant", BAKED_VARIANTS, ids=str)
@@ -97,9 +99,7 @@ CACHES = {".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
 AUTH_MENTION = re.compile(r"jwt|pwdlib|argon2|refresh.token|app\.auth|bearer", re.IGNORECASE)
 
 
-@pytest.mark.parametrize(
-    "variant", [v for v in LINT_VARIANTS if v.include_example_models == "yes"], ids=str
-)
+@pytest.mark.parametrize("variant", LINT_VARIANTS, ids=str)
 def test_without_auth_nothing_of_it_is_left(bakery: Bakery, variant: Variant) -> None:
     project = bakery.project(variant)
     mentions = sorted(
@@ -117,21 +117,29 @@ def test_without_auth_nothing_of_it_is_left(bakery: Bakery, variant: Variant) ->
         assert "app/auth/tokens.py" in mentions
 
 
+def _imports(project: Path, module: re.Pattern[str]) -> list[str]:
+    return [
+        f"{path.relative_to(project)}: {match.group()}"
+        for path in sorted(project.rglob("*.py"))
+        for match in module.finditer(path.read_text(encoding="utf-8"))
+    ]
+
+
 @pytest.mark.parametrize("variant", BAKED_VARIANTS, ids=str)
 def test_example_domain_present_only_when_asked(bakery: Bakery, variant: Variant) -> None:
+    """The example domain comes with include_example_models; users and roles with it
+    or with auth=jwt (the accounts it logs in); and nothing imports what was removed."""
     project = bakery.project(variant)
+    examples = variant.include_example_models == "yes"
+    users = examples or variant.auth == "jwt"
     present = [p for p in EXAMPLE_PATHS if (project / p).exists()]
-    if variant.include_example_models == "no":
-        assert present == []
-        # Nothing left behind imports the removed modules.
-        mentions = [
-            f"{path.relative_to(project)}: {match.group()}"
-            for path in sorted(project.rglob("*.py"))
-            for match in EXAMPLE_MODULE.finditer(path.read_text(encoding="utf-8"))
-        ]
-        assert mentions == []
-    else:
-        assert present == list(EXAMPLE_PATHS)
+    assert present == (list(EXAMPLE_PATHS) if examples else [])
+    with_users = [p for p in USER_PATHS if (project / p).exists()]
+    assert with_users == (list(USER_PATHS) if users else [])
+    if not examples:
+        assert _imports(project, EXAMPLE_MODULE) == []
+    if not users:
+        assert _imports(project, USER_MODULE) == []
 
 
 @pytest.mark.parametrize("variant", BAKED_VARIANTS, ids=str)

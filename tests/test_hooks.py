@@ -36,6 +36,7 @@ from tests.variants import (
     KUBERNETES_PATHS,
     PGBOUNCER_PATHS,
     SERVER_DATABASE_PATHS,
+    USER_PATHS,
 )
 
 DEFAULT_SLUG_ERROR = (
@@ -131,11 +132,6 @@ def _assert_nothing_left(tmp_path: Path) -> None:
             "ERROR: author_email 'not-an-email' is not an email address: "
             "use the form name@example.com",
             id="email-without-at",
-        ),
-        pytest.param(
-            {"auth": "jwt", "include_example_models": "no"},
-            "ERROR: auth=jwt needs include_example_models=yes",
-            id="auth-without-the-users-it-logs-in",
         ),
         pytest.param(
             {"author_email": "ada lovelace@example.com"},
@@ -440,6 +436,7 @@ def post_gen(tmp_path: Path) -> Any:
 
 def test_pruned_paths_match_the_tests(post_gen: Any) -> None:
     assert post_gen.EXAMPLE_PATHS == EXAMPLE_PATHS
+    assert post_gen.USER_PATHS == USER_PATHS
     assert post_gen.DOCKER_PATHS == DOCKER_PATHS
     assert post_gen.SERVER_DATABASE_PATHS == SERVER_DATABASE_PATHS
     assert post_gen.COMPOSE_MARIADB_PATHS == COMPOSE_MARIADB_PATHS
@@ -486,11 +483,16 @@ GITLAB = (".gitlab-ci.yml", "renovate.json")
             [
                 *AUTH_PATHS,
                 *EXAMPLE_PATHS,
+                *USER_PATHS,
                 ".github",
                 *SERVER_DATABASE_PATHS,
                 *COMPOSE_MARIADB_PATHS,
                 *KUBERNETES_PATHS,
             ],
+        ),
+        (
+            {"include_example_models": "no", "auth": "jwt", "database": "mysql"},
+            [*EXAMPLE_PATHS, *GITLAB, *PGBOUNCER_PATHS],
         ),
     ],
 )

@@ -1,24 +1,21 @@
 """The supported combinations of answers, as data.
 
-Every combination of the choice prompts in cookiecutter.json is supported, except
-auth=jwt without the example models (refused by the pre-generation hook):
-database (3) x include_example_models (2) x run_first_migration (2) x
-python_version (4) x use_docker (2) x ci (3) = 288 variants with auth=none, and
-the 144 of them with the example models again with auth=jwt: 432. Subsets share
-files:
+Every combination of the choice prompts in cookiecutter.json is supported:
+database (3) x include_example_models (2) x auth (2) x run_first_migration (2) x
+python_version (4) x use_docker (2) x ci (3) = 576 variants. Subsets share files:
 
 - with the first migration skipped, as the matrix bakes, run_first_migration=yes
-  writes the same files as =no: the 216 variants with =no are baked and checked for
+  writes the same files as =no: the 288 variants with =no are baked and checked for
   leftovers and for their options' files (BAKED_VARIANTS);
 - run_first_migration only changes what the post-generation hook *does*, and
   use_docker and ci only add or remove non-Python files (checked by parsing them),
-  so the linters run on the 36 variants with run_first_migration=no,
+  so the linters run on the 48 variants with run_first_migration=no,
   use_docker=yes and ci=github (LINT_VARIANTS); every other variant is compared
   with its lint variant and must have the same Python files;
 - python_version only changes pyproject.toml, uv.lock and the container/CI files
   (ruff's target-version, mypy's python_version, requires-python, base images), so
   the baked test-suites run once per database x include_example_models x auth
-  (CODE_VARIANTS, 9 of them).
+  (CODE_VARIANTS, 12 of them).
 """
 
 import itertools
@@ -82,7 +79,6 @@ VARIANTS = tuple(
     for answers in itertools.product(
         DATABASES, YES_NO, YES_NO, PYTHON_VERSIONS, YES_NO, CI_CHOICES, AUTH_CHOICES
     )
-    if not (answers[-1] == "jwt" and answers[1] == "no")
 )
 # Baked and checked file by file: run_first_migration changes only what the hook does,
 # and the matrix bakes with the first migration skipped, so its `yes` variants would
@@ -93,17 +89,20 @@ CODE_VARIANTS = tuple(v for v in LINT_VARIANTS if v.python_version == TEST_PYTHO
 
 # Removed by the post-generation hook when include_example_models == "no".
 EXAMPLE_PATHS = (
-    "app/users",
     "app/posts",
+    "tests/test_posts.py",
+    "tests/test_queries.py",
+    "tests/test_properties.py",
+    "tests/test_pagination.py",
+    "tests/test_concurrency.py",
+    "scripts/explain_queries.py",
+)
+# Present with the example models or auth == "jwt" (its accounts), else removed.
+USER_PATHS = (
+    "app/users",
     "app/api.py",
     "tests/factories.py",
     "tests/test_users.py",
-    "tests/test_posts.py",
-    "tests/test_queries.py",
-    "tests/test_concurrency.py",
-    "tests/test_properties.py",
-    "tests/test_pagination.py",
-    "scripts/explain_queries.py",
     "scripts/purge_deleted.py",
     "tests/test_purge_deleted.py",
 )
@@ -114,7 +113,14 @@ SERVER_DATABASE_PATHS = (
     "tests/test_replica.py",
 )
 # Present only with auth == "jwt".
-AUTH_PATHS = ("app/auth", "tests/test_auth.py", "docs/auth.md")
+AUTH_PATHS = (
+    "app/auth",
+    "scripts/users.py",
+    "tests/test_auth.py",
+    "tests/test_access.py",
+    "tests/test_login_defences.py",
+    "docs/auth.md",
+)
 # Present only with use_docker == "yes" and database == "mysql".
 COMPOSE_MARIADB_PATHS = ("docker",)
 # Present only with use_docker == "yes".

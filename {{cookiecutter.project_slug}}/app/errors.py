@@ -86,7 +86,8 @@ async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
     credentials or a missing database need an operator{% endif %}, and the rest (a NOT NULL or
     CHECK violation, bad SQL) is a bug in this service: both are a logged 500."""
     if is_conflict(exc):
-        logger.info("conflict: %s", exc.orig)
+        # The class only: the driver's message can quote the row (an email, say).
+        logger.info("conflict: %s", type(exc.orig).__name__)
         return JSONResponse({"detail": "the request conflicts with existing data"}, status_code=409)
     if is_configuration_error(exc):
         logger.error("database configuration error (check DATABASE_URL): %s", exc.orig)

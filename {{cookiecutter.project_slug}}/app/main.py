@@ -1,4 +1,5 @@
 {%- set db = cookiecutter.database -%}
+{%- set users = cookiecutter.include_example_models == "yes" or cookiecutter.auth == "jwt" -%}
 """Application factory: `uvicorn app.main:create_app --factory`."""
 
 {% if db != "sqlite" -%}
@@ -9,10 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-{% if cookiecutter.include_example_models == "yes" %}
+{%- if cookiecutter.auth == "jwt" %}
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+{%- endif %}
+{% if users %}
 from app.api import api_router
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
+from app.auth.access import PUBLIC
 from app.auth.passwords import Passwords
 {%- endif %}
 {%- if db != "sqlite" %}
@@ -61,6 +66,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 {%- endif %}
         if tracer_provider is not None:
             stop_tracing(tracer_provider)
+{%- if cookiecutter.auth == "jwt" %}
+        app.state.passwords.close()
+{%- endif %}
         await engines.dispose()
 
 
@@ -79,10 +87,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware, log_requests=settings.log_requests, debug=settings.debug
     )
+{%- if cookiecutter.auth == "jwt" %}
+    # Outermost: the client address is the one a trusted proxy names, before anything
+    # (the log-in throttle among them) reads it.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
+{%- endif %}
     register_error_handlers(app)
+{%- if cookiecutter.auth == "jwt" %}
+    app.include_router(probes_router, dependencies=[PUBLIC])
+    app.include_router(metrics_router, dependencies=[PUBLIC])
+{%- else %}
     app.include_router(probes_router)
     app.include_router(metrics_router)
-{%- if cookiecutter.include_example_models == "yes" %}
+{%- endif %}
+{%- if users %}
     app.include_router(api_router)
 {%- endif %}
     if settings.otel_enabled:

@@ -1,13 +1,31 @@
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
+{%- set auth = cookiecutter.auth == "jwt" -%}
 """Every model, imported in one place so Alembic and the tests see the whole schema."""
-{% if cookiecutter.include_example_models == "yes" %}
-{%- if cookiecutter.auth == "jwt" %}
-from app.auth.models import RefreshToken
+{% if examples or auth %}
+{%- if auth %}
+from app.auth.models import RefreshToken, ThrottleWindow
 {%- endif %}
 from app.db.base import Base
+{%- if examples %}
 from app.posts.models import Post
+{%- endif %}
 from app.users.models import Role, User, user_roles
 
-__all__ = ["Base", "Post", {% if cookiecutter.auth == "jwt" %}"RefreshToken", {% endif %}"Role", "User", "user_roles"]
+__all__ = [
+    "Base",
+{%- if examples %}
+    "Post",
+{%- endif %}
+{%- if auth %}
+    "RefreshToken",
+{%- endif %}
+    "Role",
+{%- if auth %}
+    "ThrottleWindow",
+{%- endif %}
+    "User",
+    "user_roles",
+]
 {%- else %}
 from app.db.base import Base
 

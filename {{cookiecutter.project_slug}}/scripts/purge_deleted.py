@@ -1,4 +1,6 @@
-"""Physically delete users soft-deleted more than N days ago, with their posts.
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
+{%- set auth = cookiecutter.auth == "jwt" -%}
+"""Physically delete users soft-deleted more than N days ago{% if examples %}, with their posts{% endif %}.
 
     python -m scripts.purge_deleted --older-than-days 30 [--batch-size 500]
 
@@ -7,7 +9,12 @@ line per batch. Safe to interrupt and to run again: Ctrl-C or SIGTERM stops it
 after the batch in flight (a second one stops it at once, rolling that batch back),
 and the next run carries on with what is left. It uses the job pool preset
 (JOB_DB_*), not the web pools. Exit status: 0 done, 1 database error, 130
-interrupted. Scheduling it: docs/operations.md#background-jobs.
+interrupted.
+{%- if auth %}
+After the users, it removes the refresh tokens that expired or were revoked, and
+the throttle's counts that are too old to matter (app.auth.purge).
+{%- endif %}
+Scheduling it: docs/operations.md#background-jobs.
 """
 
 import argparse
@@ -19,6 +26,9 @@ from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
+{% if auth -%}
+from app.auth.purge import purge_auth
+{% endif -%}
 from app.db.session import job_database
 from app.db.types import utcnow
 from app.settings import get_settings
@@ -83,19 +93,39 @@ async def run(older_than_days: int, batch_size: int) -> int:
         done, batches = done + batch, batches + 1
         share = f"{done.users / eligible:.0%}" if eligible else "-"
         print(
+{%- if examples %}
             f"batch {batches}: {batch.users} users, {batch.posts} posts; "
             f"{done.users} of {eligible} users ({share}), {done.posts} posts, "
+{%- else %}
+            f"batch {batches}: {batch.users} users; {done.users} of {eligible} users ({share}), "
+{%- endif %}
             f"{time.monotonic() - started:.1f} s",
             flush=True,
         )
 
     try:
+{%- if auth %}
+        settings = get_settings()
+        async with job_database(settings) as database:
+{%- else %}
         async with job_database(get_settings()) as database:
+{%- endif %}
             eligible = await count_purgeable(database, cutoff)
             print(f"{eligible} users deleted before {cutoff.isoformat()} to purge", flush=True)
             await purge_deleted(
                 database, cutoff, batch_size, on_batch=progress, should_stop=lambda: stop.requested
             )
+{%- if auth %}
+            if not stop.requested:
+                auth = await purge_auth(
+                    database, utcnow(), settings.auth_throttle_window_seconds, batch_size
+                )
+                print(
+                    f"{auth.refresh_tokens} expired or revoked refresh tokens and "
+                    f"{auth.throttle_rows} old throttle counts removed",
+                    flush=True,
+                )
+{%- endif %}
     except asyncio.CancelledError:
         stop.requested = True
     except SQLAlchemyError as exc:
@@ -103,11 +133,19 @@ async def run(older_than_days: int, batch_size: int) -> int:
         return 1
     if stop.requested:
         print(
+{%- if examples %}
             f"interrupted: {done.users} users and {done.posts} posts purged; run again to carry on",
+{%- else %}
+            f"interrupted: {done.users} users purged; run again to carry on",
+{%- endif %}
             file=sys.stderr,
         )
         return INTERRUPTED
+{%- if examples %}
     print(f"done: {done.users} users and {done.posts} posts purged in {batches} batches")
+{%- else %}
+    print(f"done: {done.users} users purged in {batches} batches")
+{%- endif %}
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Small helpers that create example data through the public API."""
+"""Small helpers that create {% if cookiecutter.include_example_models == "yes" %}example data{% else %}users{% endif %} through the public API."""
 
 from typing import Any
 from uuid import uuid4
@@ -12,6 +12,7 @@ async def create_user(client: AsyncClient, **fields: Any) -> dict[str, Any]:
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data
+{%- if cookiecutter.include_example_models == "yes" %}
 
 
 async def create_post(client: AsyncClient, user_id: str, **fields: Any) -> dict[str, Any]:
@@ -20,3 +21,4 @@ async def create_post(client: AsyncClient, user_id: str, **fields: Any) -> dict[
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
     return data
+{%- endif %}

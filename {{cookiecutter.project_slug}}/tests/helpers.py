@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
 {% if auth -%}
-from app.auth.dependencies import current_user_id
+from app.auth.access import Caller, caller_of
 {% endif -%}
 from app.db.session import Database, create_session_factory
 from app.main import create_app
@@ -56,16 +56,25 @@ async def serve(app: FastAPI) -> AsyncIterator[AsyncClient]:
 
 
 @asynccontextmanager
+{%- if auth %}
+async def running_server(app: FastAPI, *, as_owner: bool = True) -> AsyncIterator[tuple[str, int]]:
+    """The app under a real uvicorn on a free loopback port, in this event loop:
+    for tests that need real sockets (slow clients, streaming). Yields (host, port).
+    Requests act as the owner of what they touch (`act_as_owner`) unless `as_owner`
+    is False. uvicorn's own proxy headers are off: the app decides whom it trusts
+    (FORWARDED_ALLOW_IPS)."""
+    if as_owner:
+        act_as_owner(app)
+{%- else %}
 async def running_server(app: FastAPI) -> AsyncIterator[tuple[str, int]]:
     """The app under a real uvicorn on a free loopback port, in this event loop:
-    for tests that need real sockets (slow clients, streaming). Yields (host, port).{% if auth %}
-    Requests act as the owner of what they touch (`act_as_owner`).{% endif %}"""
-{%- if auth %}
-    act_as_owner(app)
+    for tests that need real sockets (slow clients, streaming). Yields (host, port)."""
 {%- endif %}
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, lifespan="on", log_config=None, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        app, lifespan="on", log_config=None, timeout_graceful_shutdown=5, proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -143,15 +152,23 @@ def commits_fail() -> Iterator[None]:
 SOMEONE = uuid.UUID("00000000-0000-7000-8000-000000000001")
 
 
-def _the_user_in_the_path(request: Request) -> uuid.UUID:
+def _the_admin_in_the_path(request: Request) -> Caller:
     try:
-        return uuid.UUID(request.path_params.get("user_id", ""))
+        user_id = uuid.UUID(request.path_params.get("user_id", ""))
     except ValueError:  # no user in the path, or not a UUID (the route answers 422)
-        return SOMEONE
+        user_id = SOMEONE
+    return Caller(user_id, is_admin=True)
+
+
+def real_hashing_cost(settings: Settings) -> Settings:
+    """The settings with the shipped password-hashing cost (the suite's is cheap)."""
+    fields = ("password_hash_time_cost", "password_hash_memory_kib", "password_hash_parallelism")
+    return settings.model_copy(update={f: Settings.model_fields[f].default for f in fields})
 
 
 def act_as_owner(app: FastAPI) -> None:
-    """Every request acts as the user its path names: for the tests that are not
-    about authentication (tests/test_auth.py checks the real tokens)."""
-    app.dependency_overrides[current_user_id] = _the_user_in_the_path
+    """Every request acts as the user its path names, an admin: for the tests that
+    are not about access (tests/test_auth.py and tests/test_access.py send real
+    tokens, and the access rules still run on the caller made here)."""
+    app.dependency_overrides[caller_of] = _the_admin_in_the_path
 {%- endif %}

@@ -1,17 +1,21 @@
 """Authentication, rule by rule, with real tokens (`auth_client` checks them; the
-other tests act as the owner of what they touch).
+other tests act as an admin owner of what they touch).
 
-Registration never answers a password or a hash; a wrong password, an unknown email
-and a locked account get the same 401 in about the same time; tokens pin their
-algorithm and their type; a refresh token works once, and reusing one revokes its
-family, also when the reuse is a race; writes need a token and touch only the
-caller's own user and posts; failed logins lock the account in the database.
+Registration never answers a password or a hash; a wrong password and an unknown
+email get the same 401 in about the same time; tokens pin their algorithm, their
+type and the user's token generation; a refresh token works once, reusing one
+revokes its family, and a refresh spends and issues in one transaction; logging
+out ends one session, logging out everywhere and changing the password end them
+all, access tokens included. Who may call what: tests/test_access.py; the log-in
+defences under attack: tests/test_login_defences.py.
 """
 
 import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +23,7 @@ import jwt
 import pytest
 from httpx import ASGITransport, AsyncClient
 from pydantic import ValidationError
-from sqlalchemy import text, update
+from sqlalchemy import event, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.auth import tokens
@@ -27,11 +31,16 @@ from app.db.types import utcnow
 from app.main import create_app
 from app.settings import Settings
 from app.users.models import User
-from tests.helpers import RolledBackDatabase
+from tests.helpers import RolledBackDatabase, real_hashing_cost
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 -- the tests' user's password
+NEW_PASSWORD = "a new password, long enough"  # noqa: S105
 TOKEN = "/api/v1/auth/token"  # noqa: S105 -- a path
 REFRESH = "/api/v1/auth/refresh"
+LOGOUT = "/api/v1/auth/logout"
+LOGOUT_ALL = "/api/v1/auth/logout-all"
+PASSWORD_CHANGE = "/api/v1/auth/password"  # noqa: S105 -- a path
+ME = "/api/v1/users/me"
 
 
 async def register(client: AsyncClient, email: str, password: str = PASSWORD) -> dict[str, Any]:
@@ -77,7 +86,7 @@ async def test_register_answers_the_user_and_never_a_password(auth_client: Async
     assert user["email"] == "ada@example.com"
     assert not {k for k in _keys(user) if "password" in k or "hash" in k}
     pair = await log_in(auth_client, "ADA@example.com")  # any letter case
-    me = await auth_client.get("/api/v1/users/me", headers=bearer(pair))
+    me = await auth_client.get(ME, headers=bearer(pair))
     assert me.status_code == 200
     assert me.json()["id"] == user["id"]
     assert not {k for k in _keys(me.json()) if "password" in k or "hash" in k}
@@ -100,6 +109,7 @@ async def test_register_refuses_short_passwords_and_taken_emails(
         json={"email": "BOB@example.com", "full_name": "Bob", "password": PASSWORD},
     )
     assert again.status_code == 409
+    assert "bob" not in again.text.lower()  # the answer names no email
 
 
 # Logging in
@@ -122,14 +132,7 @@ async def test_unknown_email_takes_as_long_as_a_wrong_password(
     connection: AsyncConnection, test_settings: Settings
 ) -> None:
     """With the real hashing cost: an unknown email still verifies a hash."""
-    real_cost = test_settings.model_copy(
-        update={
-            "password_hash_time_cost": Settings.model_fields["password_hash_time_cost"].default,
-            "password_hash_memory_kib": Settings.model_fields["password_hash_memory_kib"].default,
-            "password_hash_parallelism": Settings.model_fields["password_hash_parallelism"].default,
-        }
-    )
-    app = create_app(real_cost)
+    app = create_app(real_hashing_cost(test_settings))
     app.state.database = RolledBackDatabase(connection)
     async with _client(app) as client:
         await register(client, "dee@example.com")
@@ -205,7 +208,7 @@ async def test_failed_logins_lock_the_account_for_every_worker(
 
 
 async def test_a_success_clears_the_count(
-    auth_client: AsyncClient, connection: AsyncConnection, test_settings: Settings
+    auth_client: AsyncClient, test_settings: Settings
 ) -> None:
     await register(auth_client, "gus@example.com")
     for _ in range(test_settings.login_max_failures - 1):
@@ -231,6 +234,7 @@ async def test_tokens_carry_the_pinned_claims(
         assert {"exp", "iat", "sub", "type", "jti"} <= set(claims)
         assert claims["sub"] == user["id"]
         assert claims["type"] == kind
+        assert ("gen" in claims) == (kind == "access")
 
 
 async def test_forged_unsigned_expired_and_mistyped_tokens_are_refused(
@@ -240,13 +244,17 @@ async def test_forged_unsigned_expired_and_mistyped_tokens_are_refused(
     pair = await log_in(auth_client, "ida@example.com")
     claims = jwt.decode(pair["access_token"], test_settings.jwt_secret_key, algorithms=["HS256"])
     now = utcnow()
+    user_id = uuid.UUID(user["id"])
     refused = {
         "unsigned (alg none)": jwt.encode(claims, key=None, algorithm="none"),
         "signed with another key": jwt.encode(
             claims, "another-key-of-at-least-32-bytes-long", algorithm="HS256"
         ),
         "expired": tokens.issue(
-            test_settings, "access", subject=uuid.UUID(user["id"]), now=now - timedelta(days=1)
+            test_settings, "access", subject=user_id, now=now - timedelta(days=1), generation=0
+        )[0],
+        "of a later generation": tokens.issue(
+            test_settings, "access", subject=user_id, now=now, generation=1
         )[0],
         "a refresh token": pair["refresh_token"],
         "no jti": jwt.encode(
@@ -254,13 +262,16 @@ async def test_forged_unsigned_expired_and_mistyped_tokens_are_refused(
             test_settings.jwt_secret_key,
             algorithm="HS256",
         ),
+        "no generation": jwt.encode(
+            {k: v for k, v in claims.items() if k != "gen"},
+            test_settings.jwt_secret_key,
+            algorithm="HS256",
+        ),
     }
     for why, token in refused.items():
-        response = await auth_client.get(
-            "/api/v1/users/me", headers={"Authorization": f"Bearer {token}"}
-        )
+        response = await auth_client.get(ME, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, why
-    assert (await auth_client.get("/api/v1/users/me", headers=bearer(pair))).status_code == 200
+    assert (await auth_client.get(ME, headers=bearer(pair))).status_code == 200
     as_refresh = await auth_client.post(REFRESH, json={"refresh_token": pair["access_token"]})
     assert as_refresh.status_code == 401
 
@@ -273,7 +284,7 @@ async def test_a_refresh_token_works_once_and_reuse_revokes_its_family(
     second = await auth_client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
     assert second.status_code == 200
     second_pair = second.json()
-    assert (await auth_client.get("/api/v1/users/me", headers=bearer(second_pair))).is_success
+    assert (await auth_client.get(ME, headers=bearer(second_pair))).is_success
 
     reused = await auth_client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
     assert reused.status_code == 401
@@ -284,6 +295,37 @@ async def test_a_refresh_token_works_once_and_reuse_revokes_its_family(
     other = await log_in(auth_client, "jo@example.com")
     again = await auth_client.post(REFRESH, json={"refresh_token": other["refresh_token"]})
     assert again.is_success
+
+
+@contextmanager
+def issuing_fails(connection: AsyncConnection) -> Iterator[None]:
+    """Inside the block, storing a new refresh token fails as a lost connection would."""
+
+    def fail(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO REFRESH_TOKENS"):
+            raise ConnectionResetError("connection lost while issuing")
+
+    sync_engine = connection.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", fail)
+    try:
+        yield
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", fail)
+
+
+async def test_a_refresh_spends_and_issues_in_one_transaction(
+    auth_client: AsyncClient, connection: AsyncConnection
+) -> None:
+    """A failure while issuing the new pair undoes the spend: the user can retry with
+    the same refresh token instead of being logged out."""
+    await register(auth_client, "kai@example.com")
+    pair = await log_in(auth_client, "kai@example.com")
+    body = {"refresh_token": pair["refresh_token"]}
+    with issuing_fails(connection):
+        failed = await auth_client.post(REFRESH, json=body)
+    assert failed.status_code == 500
+    retried = await auth_client.post(REFRESH, json=body)
+    assert retried.status_code == 200, retried.text
 
 
 async def test_racing_refreshes_with_one_token_give_one_pair(
@@ -307,66 +349,113 @@ async def test_a_deleted_users_tokens_stop_working(auth_client: AsyncClient) -> 
     pair = await log_in(auth_client, "lee@example.com")
     deleted = await auth_client.delete(f"/api/v1/users/{user['id']}", headers=bearer(pair))
     assert deleted.status_code == 204
-    assert (await auth_client.get("/api/v1/users/me", headers=bearer(pair))).status_code == 401
+    assert (await auth_client.get(ME, headers=bearer(pair))).status_code == 401
     refreshed = await auth_client.post(REFRESH, json={"refresh_token": pair["refresh_token"]})
     assert refreshed.status_code == 401
 
 
-# Who may write what
+# Sessions
 
 
-async def test_writes_need_a_token_and_reads_do_not(auth_client: AsyncClient) -> None:
-    user = await register(auth_client, "max@example.com")
-    post = {"title": "Hello", "body": "World"}
-    writes = [
-        ("POST", "/api/v1/users", {"email": "new@example.com", "full_name": "New"}),
-        ("POST", "/api/v1/users/import", {"users": [{"email": "n@example.com", "full_name": "N"}]}),
-        ("PATCH", f"/api/v1/users/{user['id']}", {"full_name": "Max"}),
-        ("DELETE", f"/api/v1/users/{user['id']}", None),
-        ("POST", f"/api/v1/users/{user['id']}/roles", {"name": "editor"}),
-        ("POST", f"/api/v1/users/{user['id']}/posts", post),
-        ("POST", f"/api/v1/users/{user['id']}/posts/bulk", {"posts": [post]}),
-    ]
-    for method, url, body in writes:
-        response = await auth_client.request(method, url, json=body)
-        assert response.status_code == 401, (method, url)
-        assert response.headers["www-authenticate"] == "Bearer"
-    for url in ("/api/v1/users", f"/api/v1/users/{user['id']}", "/api/v1/posts"):
-        assert (await auth_client.get(url)).status_code == 200, url
-    assert (await auth_client.get("/api/v1/users/me")).status_code == 401
+async def test_logout_ends_that_session_only(
+    auth_client: AsyncClient, test_settings: Settings
+) -> None:
+    await register(auth_client, "mia@example.com")
+    phone = await log_in(auth_client, "mia@example.com")
+    laptop = await log_in(auth_client, "mia@example.com")
+    out = await auth_client.post(LOGOUT, json={"refresh_token": phone["refresh_token"]})
+    assert out.status_code == 204
+    refused = await auth_client.post(REFRESH, json={"refresh_token": phone["refresh_token"]})
+    assert refused.status_code == 401
+    kept = await auth_client.post(REFRESH, json={"refresh_token": laptop["refresh_token"]})
+    assert kept.status_code == 200  # another log-in, another family
+
+    # An expired refresh token of ours still logs out; one we did not sign does not.
+    claims = jwt.decode(kept.json()["refresh_token"], options={"verify_signature": False})
+    expired = tokens.issue(
+        test_settings,
+        "refresh",
+        subject=uuid.UUID(claims["sub"]),
+        now=utcnow() - timedelta(days=test_settings.refresh_token_days + 1),
+        family=uuid.UUID(claims["fam"]),
+    )[0]
+    assert (await auth_client.post(LOGOUT, json={"refresh_token": expired})).status_code == 204
+    newest = await auth_client.post(REFRESH, json={"refresh_token": kept.json()["refresh_token"]})
+    assert newest.status_code == 401  # its family is revoked now
+    forged = jwt.encode(claims, "another-key-of-at-least-32-bytes-long", algorithm="HS256")
+    assert (await auth_client.post(LOGOUT, json={"refresh_token": forged})).status_code == 401
 
 
-async def test_users_change_only_themselves_and_post_only_as_themselves(
+async def test_logout_everywhere_ends_every_token_issued_before_it(
     auth_client: AsyncClient,
 ) -> None:
-    me = await register(auth_client, "ned@example.com")
-    other = await register(auth_client, "oli@example.com")
-    headers = bearer(await log_in(auth_client, "ned@example.com"))
-    post = {"title": "Hello", "body": "World"}
-    theirs = [
-        ("PATCH", f"/api/v1/users/{other['id']}", {"full_name": "Not you"}),
-        ("DELETE", f"/api/v1/users/{other['id']}", None),
-        ("POST", f"/api/v1/users/{other['id']}/roles", {"name": "editor"}),
-        ("POST", f"/api/v1/users/{other['id']}/posts", post),
-        ("POST", f"/api/v1/users/{other['id']}/posts/bulk", {"posts": [post]}),
-    ]
-    for method, url, body in theirs:
-        response = await auth_client.request(method, url, json=body, headers=headers)
-        assert response.status_code == 403, (method, url)
-    untouched = (await auth_client.get(f"/api/v1/users/{other['id']}")).json()
-    assert untouched["full_name"] == other["full_name"]
-    assert untouched["post_count"] == 0
+    await register(auth_client, "ned@example.com")
+    sessions = [await log_in(auth_client, "ned@example.com") for _ in range(2)]
+    assert (await auth_client.post(LOGOUT_ALL)).status_code == 401  # needs a token
+    out = await auth_client.post(LOGOUT_ALL, headers=bearer(sessions[0]))
+    assert out.status_code == 204
+    for pair in sessions:
+        assert (await auth_client.get(ME, headers=bearer(pair))).status_code == 401
+        refreshed = await auth_client.post(REFRESH, json={"refresh_token": pair["refresh_token"]})
+        assert refreshed.status_code == 401
+    fresh = await log_in(auth_client, "ned@example.com")  # a new log-in works
+    assert (await auth_client.get(ME, headers=bearer(fresh))).status_code == 200
 
-    mine = await auth_client.post(f"/api/v1/users/{me['id']}/posts", json=post, headers=headers)
-    assert mine.status_code == 201
-    renamed = await auth_client.patch(
-        f"/api/v1/users/{me['id']}", json={"full_name": "Ned"}, headers=headers
+
+async def test_changing_the_password_ends_every_session(
+    auth_client: AsyncClient, test_settings: Settings
+) -> None:
+    await register(auth_client, "oli@example.com")
+    pair = await log_in(auth_client, "oli@example.com")
+    headers = bearer(pair)
+    wrong = await auth_client.post(
+        PASSWORD_CHANGE,
+        json={"current_password": "not it", "new_password": NEW_PASSWORD},
+        headers=headers,
     )
-    assert renamed.status_code == 200
-    created = await auth_client.post(
-        "/api/v1/users", json={"email": "pat@example.com", "full_name": "Pat"}, headers=headers
+    assert wrong.status_code == 403
+    short = await auth_client.post(
+        PASSWORD_CHANGE,
+        json={"current_password": PASSWORD, "new_password": "short"},
+        headers=headers,
     )
-    assert created.status_code == 201  # any user may add users; they cannot log in
+    assert short.status_code == 422
+    assert "short" not in short.text
+    changed = await auth_client.post(
+        PASSWORD_CHANGE,
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=headers,
+    )
+    assert changed.status_code == 204
+    assert (await auth_client.get(ME, headers=headers)).status_code == 401
+    refreshed = await auth_client.post(REFRESH, json={"refresh_token": pair["refresh_token"]})
+    assert refreshed.status_code == 401
+    old = await auth_client.post(TOKEN, data={"username": "oli@example.com", "password": PASSWORD})
+    assert old.status_code == 401
+    await log_in(auth_client, "oli@example.com", NEW_PASSWORD)
+
+
+async def test_wrong_current_passwords_count_towards_the_lock_out(
+    connection: AsyncConnection, test_settings: Settings
+) -> None:
+    """A stolen access token does not buy unlimited guesses at the password."""
+    quick = test_settings.model_copy(update={"login_max_failures": 2})
+    app = create_app(quick)
+    app.state.database = RolledBackDatabase(connection)
+    async with _client(app) as client:
+        await register(client, "pam@example.com")
+        headers = bearer(await log_in(client, "pam@example.com"))
+        for _ in range(2):
+            guess = {"current_password": "a guess", "new_password": NEW_PASSWORD}
+            response = await client.post(PASSWORD_CHANGE, json=guess, headers=headers)
+            assert response.status_code == 403
+        right = {"current_password": PASSWORD, "new_password": NEW_PASSWORD}
+        locked = await client.post(PASSWORD_CHANGE, json=right, headers=headers)
+        assert locked.status_code == 403
+        denied = await client.post(
+            TOKEN, data={"username": "pam@example.com", "password": PASSWORD}
+        )
+        assert denied.status_code == 401
 
 
 # Swagger UI and settings

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from app.db.engine import create_engines
 from app.db.session import ReadConnection
 from app.main import create_app
 from app.settings import Settings
@@ -109,3 +111,24 @@ async def test_a_client_request_id_is_kept_only_when_short_and_printable(
     else:
         assert echoed != sent
         assert len(echoed) == 32  # a fresh id
+
+
+async def test_a_database_error_shows_none_of_the_values_it_was_sent(
+    test_settings: Settings,
+) -> None:
+    """A failed statement's error (what a 500 logs with its traceback) names the SQL,
+    never its parameters: they can be personal data. DATABASE_ECHO shows them."""
+    personal = "someone@example.com"
+    for echo, shown in ((False, False), (True, True)):
+        engines = create_engines(test_settings.model_copy(update={"database_echo": echo}))
+        try:
+            with pytest.raises(DBAPIError) as raised:
+                async with engines.writer.connect() as connection:
+                    await connection.execute(
+                        text("SELECT * FROM no_such_table WHERE email = :email"),
+                        {"email": personal},
+                    )
+        finally:
+            await engines.dispose()
+        assert "no_such_table" in str(raised.value)
+        assert (personal in str(raised.value)) is shown, str(raised.value)

@@ -1,3 +1,4 @@
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
 """The users API: every endpoint and status code of the contract."""
 
 from datetime import datetime
@@ -6,8 +7,13 @@ from uuid import uuid4
 import pytest
 from httpx import AsyncClient
 
+{% if examples -%}
 from app.users.repository import LATEST_POSTS, MAX_ROLES
 from tests.factories import create_post, create_user
+{%- else -%}
+from app.users.repository import MAX_ROLES
+from tests.factories import create_user
+{%- endif %}
 
 USERS = "/api/v1/users"
 
@@ -18,8 +24,10 @@ async def test_create_user(client: AsyncClient) -> None:
     user = response.json()
     assert set(user) >= {"id", "email", "full_name", "created_at", "updated_at"}
     assert user["email"] == "ada@example.com"
+{%- if examples %}
     assert user["latest_posts"] == []
     assert user["post_count"] == 0
+{%- endif %}
     assert user["version"] == 1
     assert datetime.fromisoformat(user["created_at"]).utcoffset() is not None
 
@@ -59,6 +67,7 @@ async def test_invalid_json_is_422(client: AsyncClient) -> None:
     assert response.status_code == 422
 
 
+{% if examples -%}
 async def test_a_listed_user_carries_only_their_newest_posts_and_a_count(
     client: AsyncClient,
 ) -> None:
@@ -85,6 +94,7 @@ async def test_user_posts_of_a_missing_or_deleted_user_are_404(client: AsyncClie
     assert (await client.get(f"{USERS}/{user['id']}/posts")).status_code == 404
 
 
+{% endif -%}
 async def test_list_users_in_creation_order(client: AsyncClient) -> None:
     created = [(await create_user(client))["id"] for _ in range(5)]
     first = (await client.get(USERS, params={"limit": 2, "offset": 0})).json()
@@ -124,7 +134,9 @@ async def test_get_user_404_and_422(client: AsyncClient) -> None:
 
 async def test_patch_user(client: AsyncClient) -> None:
     user = await create_user(client)
+{%- if examples %}
     await create_post(client, user["id"], title="Kept")
+{%- endif %}
     response = await client.patch(
         f"{USERS}/{user['id']}", json={"full_name": "Countess", "version": 1}
     )
@@ -133,7 +145,9 @@ async def test_patch_user(client: AsyncClient) -> None:
     assert updated["full_name"] == "Countess"
     assert updated["version"] == 2
     assert updated["created_at"] == user["created_at"]
+{%- if examples %}
     assert [p["title"] for p in updated["latest_posts"]] == ["Kept"]
+{%- endif %}
     assert datetime.fromisoformat(updated["updated_at"]) > datetime.fromisoformat(
         user["updated_at"]
     )
@@ -162,13 +176,17 @@ async def test_patch_with_stale_version_is_409(client: AsyncClient) -> None:
 
 async def test_delete_is_soft_and_hides_the_user(client: AsyncClient) -> None:
     user = await create_user(client)
+{%- if examples %}
     post = await create_post(client, user["id"])
+{%- endif %}
     url = f"{USERS}/{user['id']}"
     assert (await client.delete(url)).status_code == 204
     assert (await client.get(url)).status_code == 404
     assert (await client.delete(url)).status_code == 404
     assert user["id"] not in [u["id"] for u in (await client.get(USERS)).json()]
+{%- if examples %}
     assert (await client.get(f"/api/v1/posts/{post['id']}")).status_code == 404
+{%- endif %}
 
 
 async def test_a_deleted_users_email_can_be_registered_again(client: AsyncClient) -> None:
@@ -225,6 +243,7 @@ async def test_import_reports_each_row(client: AsyncClient) -> None:
     assert {"new1@example.com", "new2@example.com", "exists@example.com"} <= emails
 
 
+{% if examples -%}
 async def test_post_counts(client: AsyncClient) -> None:
     ada = await create_user(client)
     bob = await create_user(client)
@@ -236,6 +255,7 @@ async def test_post_counts(client: AsyncClient) -> None:
     assert counts[bob["id"]] == 1
 
 
+{% endif -%}
 async def test_assigning_a_role_bumps_the_version(client: AsyncClient) -> None:
     user = await create_user(client)
     updated = (await client.post(f"{USERS}/{user['id']}/roles", json={"name": "editor"})).json()

@@ -5,7 +5,8 @@ one conditional UPDATE (`used_at IS NULL AND revoked_at IS NULL`), so of two
 requests racing with one token exactly one wins, on every worker{{ "" if cookiecutter.database == "sqlite" else " and instance" }}. A
 token that was already spent means it leaked (or was replayed): the whole family
 is revoked, so neither the thief nor the user can refresh with it again and the
-user logs in anew.
+user logs in anew. Logging out revokes one family; logging out everywhere and
+changing the password revoke every family of the user.
 Docs: https://datatracker.ietf.org/doc/html/rfc9700#name-refresh-token-protection
 """
 
@@ -62,5 +63,14 @@ async def revoke_family(connection: AsyncConnection, family: uuid.UUID, now: dat
     await connection.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+async def revoke_all(connection: AsyncConnection, user_id: uuid.UUID, now: datetime) -> None:
+    """Revoke every family of the user: no refresh token of theirs works any more."""
+    await connection.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
     )

@@ -28,3 +28,13 @@ class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     refresh_token: str = Field(max_length=4096, repr=False)
+
+
+class PasswordChange(BaseModel):
+    """The new password's minimum length is PASSWORD_MIN_LENGTH (checked by the
+    endpoint); the maximums bound the hashing work."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=1024, repr=False)
+    new_password: str = Field(max_length=1024, repr=False)

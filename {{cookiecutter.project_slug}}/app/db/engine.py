@@ -84,7 +84,9 @@ def _create_engine(
             "max_overflow": pool.max_overflow,
             "pool_timeout": pool.timeout,
         }
-    return create_async_engine(url, connect_args=connect_args, **options)
+    return create_async_engine(
+        url, connect_args=connect_args, hide_parameters=not settings.database_echo, **options
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine, *, enforce_foreign_keys: bool) -> None:
@@ -201,6 +203,9 @@ def _create_engine(
             "pool_pre_ping": pool.pre_ping,
         }
     )
+    # Errors and their logs never show a statement's values (emails, hashes), unless
+    # DATABASE_ECHO asks for every statement with its values (development only).
+    pooling["hide_parameters"] = not settings.database_echo
     if settings.db_pgbouncer:
         engine = create_async_engine(url, connect_args=_pgbouncer_connect_args(pool), **pooling)
     else:
@@ -349,6 +354,9 @@ def _create_engine(
             "connect_timeout": pool.connect_timeout,
             "init_command": SESSION_SETUP,
         },
+        # Errors and their logs never show a statement's values (emails, hashes),
+        # unless DATABASE_ECHO asks for every statement with its values (development).
+        hide_parameters=not settings.database_echo,
         **pooling,
     )
     _limit_statement_time(engine, pool.statement_timeout_ms)

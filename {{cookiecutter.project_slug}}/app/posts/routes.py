@@ -3,7 +3,9 @@
 {%- if auth -%}
 """HTTP endpoints for posts: `/api/v1/posts` and a user's `/api/v1/users/{id}/posts`.
 
-Creating posts needs an access token (app.auth), and users post only as themselves.
+Each states who may call it (app.auth.access): anyone reads posts (an author's email
+only reaches the author and admins), users post only as themselves, and the export
+needs an access token.
 """
 {%- else -%}
 """HTTP endpoints for posts: `/api/v1/posts` and a user's `/api/v1/users/{id}/posts`."""
@@ -19,7 +21,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 {% if auth -%}
-from app.auth.dependencies import CurrentUserId, require_self
+from app.auth.access import SIGNED_IN, Anyone, SelfOnly
 {% endif -%}
 from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession, database
 from app.pages import PageParams, link_next_page, start_of_page
@@ -37,6 +39,13 @@ NOT_YOURS: Responses = {
     401: {"description": "No valid access token."},
     403: {"description": "Not your user."},
 }
+
+
+def _as_seen_by(caller: Anyone, post: PostRead) -> PostRead:
+    """The post as the caller may see it: the author's email for the author and admins."""
+    if caller is not None and caller.may_see(post.author_id):
+        return post
+    return post.model_copy(update={"author": post.author.model_copy(update={"email": None})})
 {%- endif %}
 
 
@@ -47,9 +56,8 @@ NOT_YOURS: Responses = {
 )
 {%- if auth %}
 async def create_post(
-    user_id: uuid.UUID, data: PostCreate, session: WriteSession, current: CurrentUserId
+    user_id: uuid.UUID, data: PostCreate, session: WriteSession, _: SelfOnly
 ) -> PostRead:
-    require_self(current, user_id)
     return await repository.create_post(session, user_id, data)
 {%- else %}
 async def create_post(user_id: uuid.UUID, data: PostCreate, session: WriteSession) -> PostRead:
@@ -64,6 +72,9 @@ async def list_user_posts(
     response: Response,
     connection: ReadConnection,
     page: PageParams,
+{%- if auth %}
+    caller: Anyone,
+{%- endif %}
 ) -> list[PostRead]:
     """All of a user's posts, newest first, page by page."""
     posts = await repository.list_user_posts(
@@ -74,7 +85,11 @@ async def list_user_posts(
         after=start_of_page(request, page, {}),
     )
     link_next_page(request, response, posts, {})
+{%- if auth %}
+    return [_as_seen_by(caller, post) for post in posts.rows]
+{%- else %}
     return list(posts.rows)
+{%- endif %}
 
 
 @router.post(
@@ -87,13 +102,10 @@ async def bulk_create_posts(
     data: PostBulkCreate,
     session: WriteSession,
 {%- if auth %}
-    current: CurrentUserId,
+    _: SelfOnly,
 {%- endif %}
 ) -> PostBulkCreated:
     """All or nothing: either every post is created or none is."""
-{%- if auth %}
-    require_self(current, user_id)
-{%- endif %}
     return PostBulkCreated(created=await repository.bulk_create_posts(session, user_id, data.posts))
 
 
@@ -103,6 +115,9 @@ async def list_posts(
     response: Response,
     connection: ReadConnection,
     page: PageParams,
+{%- if auth %}
+    caller: Anyone,
+{%- endif %}
     author_id: uuid.UUID | None = None,
     title: Annotated[
         Text | None, Query(max_length=200, description="Part of the title, any letter case.")
@@ -121,18 +136,30 @@ async def list_posts(
         min_views=min_views,
     )
     link_next_page(request, response, posts, filters)
+{%- if auth %}
+    return [_as_seen_by(caller, post) for post in posts.rows]
+{%- else %}
     return list(posts.rows)
+{%- endif %}
 
 
 @router.get("/posts/latest")
 async def latest_posts(
     connection: ReadConnection,
+{%- if auth %}
+    caller: Anyone,
+{%- endif %}
     authors: Annotated[int, Query(ge=1, le=50)] = 10,
     per_user: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> list[PostRead]:
     """The newest posts of the most recently active authors: at most `authors` x
     `per_user` posts, so a bounded report rather than a paged list."""
+{%- if auth %}
+    posts = await repository.latest_posts_per_author(connection, authors=authors, per_user=per_user)
+    return [_as_seen_by(caller, post) for post in posts]
+{%- else %}
     return await repository.latest_posts_per_author(connection, authors=authors, per_user=per_user)
+{%- endif %}
 
 
 def _ndjson(rows: Sequence[Any]) -> bytes:
@@ -142,7 +169,14 @@ def _ndjson(rows: Sequence[Any]) -> bytes:
     )
 
 
-@router.get("/posts/export", response_class=StreamingResponse)
+@router.get(
+    "/posts/export",
+    response_class=StreamingResponse,
+{%- if auth %}
+    responses={401: {"description": "No valid access token."}},
+    dependencies=[SIGNED_IN],
+{%- endif %}
+)
 async def export_posts(request: Request) -> StreamingResponse:
     """Every post as NDJSON, streamed from a server-side cursor, in one snapshot.
 
@@ -173,5 +207,10 @@ async def export_posts(request: Request) -> StreamingResponse:
 
 
 @router.get("/posts/{post_id}", responses=NOT_FOUND)
+{%- if auth %}
+async def get_post(post_id: uuid.UUID, caller: Anyone, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> PostRead:
+    return _as_seen_by(caller, await repository.get_post(connection, post_id))
+{%- else %}
 async def get_post(post_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> PostRead:
     return await repository.get_post(connection, post_id)
+{%- endif %}

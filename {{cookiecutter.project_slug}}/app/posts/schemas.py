@@ -29,7 +29,11 @@ class AuthorRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+{%- if cookiecutter.auth == "jwt" %}
+    email: str | None = Field(description="Only for the author themselves and admins; else null.")
+{%- else %}
     email: str
+{%- endif %}
     full_name: str
 
 

@@ -1,3 +1,4 @@
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
 """User, Role and the many-to-many `user_roles` table.
 
 Relationships use `lazy="raise"`: async code cannot lazy-load, so an ORM query
@@ -10,8 +11,9 @@ Docs: https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html
 {% if cookiecutter.auth == "jwt" -%}
 from datetime import datetime
 {% endif -%}
+{% if examples -%}
 from typing import TYPE_CHECKING
-
+{% endif %}
 from sqlalchemy import {% if cookiecutter.database == "mysql" %}Column, Computed, ForeignKey, Index, String, Table{% else %}Column, ForeignKey, Index, String, Table, text{% endif %}
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -20,9 +22,11 @@ from app.db.mixins import SoftDeleteMixin, TimestampMixin, UUIDPrimaryKeyMixin
 {%- if cookiecutter.auth == "jwt" %}
 from app.db.types import UTCDateTime
 {%- endif %}
+{%- if examples %}
 
 if TYPE_CHECKING:
     from app.posts.models import Post
+{%- endif %}
 
 user_roles = Table(
     "user_roles",
@@ -80,15 +84,19 @@ class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
     full_name: Mapped[str] = mapped_column(String(200))
 {%- if cookiecutter.auth == "jwt" %}
     # Authentication (app.auth): an argon2id hash, NULL for a user created without a
-    # password (POST /api/v1/users), who cannot log in; failed logins in a row, and
-    # the end of the lock-out they led to.
+    # password (POST /api/v1/users), who cannot log in; the password checks counted
+    # since the last success, and the end of the lock-out they led to
+    # (app.auth.login); the token generation that access tokens must carry (logging
+    # out everywhere or changing the password starts the next one).
     password_hash: Mapped[str | None] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 {%- endif %}
     # Optimistic locking: every UPDATE checks and bumps it, so a concurrent write
     # raises StaleDataError (HTTP 409) instead of silently overwriting.
     version: Mapped[int] = mapped_column(default=1)
+{%- if examples %}
 
     posts: Mapped[list["Post"]] = relationship(
         back_populates="author",
@@ -97,6 +105,7 @@ class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
         lazy="raise",
         order_by="Post.created_at.desc()",
     )
+{%- endif %}
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="raise", order_by=Role.name)
 
     __mapper_args__ = {"version_id_col": version}

@@ -1,17 +1,18 @@
 {%- set db = cookiecutter.database -%}
-"""Physically deleting soft-deleted users and their posts, batch by batch.
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
+"""Physically deleting soft-deleted users{% if examples %} and their posts{% endif %}, batch by batch.
 
 A soft-deleted user stays in its table (its email free for a new account) until
 this removes it, once it has been deleted for long enough. Each batch is one
 transaction: it takes up to `batch_size` of the users deleted longest ago
 {%- if db == "sqlite" %}
-(BEGIN IMMEDIATE: no other writer changes them until it commits), deletes their
-posts, then them
+(BEGIN IMMEDIATE: no other writer changes them until it commits), deletes {% if examples %}their
+posts, then them{% else %}them{% endif %}
 {%- else %}
 and locks them (`FOR UPDATE SKIP LOCKED`: a second purge running at the same time
-takes other users instead of waiting), deletes their posts, then them
+takes other users instead of waiting), deletes {% if examples %}their posts, then them{% else %}them{% endif %}
 {%- endif %}
-(their role links go with them, ON DELETE CASCADE). A batch commits whole or not
+(their role links{% if cookiecutter.auth == "jwt" %} and refresh tokens{% endif %} go with them, ON DELETE CASCADE). A batch commits whole or not
 at all, so a purge can be stopped anywhere and run again: it carries on with what
 is left.
 `scripts/purge_deleted.py` is the command that runs it.
@@ -27,7 +28,9 @@ from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.db.session import Database
+{%- if examples %}
 from app.posts.models import Post
+{%- endif %}
 from app.users.models import User
 
 _PURGEABLE = (User.is_deleted, User.deleted_at < bindparam("cutoff"))
@@ -41,17 +44,21 @@ _NEXT_BATCH = (
     .with_for_update(skip_locked=True)
 {%- endif %}
 )
+{%- if examples %}
 _DELETE_POSTS = delete(Post).where(Post.author_id.in_(bindparam("ids", expanding=True)))
+{%- endif %}
 _DELETE_USERS = delete(User).where(User.id.in_(bindparam("ids", expanding=True)), *_PURGEABLE)
 
 
 @dataclass(frozen=True)
 class Purged:
     users: int = 0
+{%- if examples %}
     posts: int = 0
+{%- endif %}
 
     def __add__(self, other: Purged) -> Purged:
-        return Purged(self.users + other.users, self.posts + other.posts)
+        return Purged({% if examples %}self.users + other.users, self.posts + other.posts{% else %}self.users + other.users{% endif %})
 
 
 async def count_purgeable(database: Database, cutoff: datetime) -> int:
@@ -65,9 +72,11 @@ async def purge_batch(connection: AsyncConnection, cutoff: datetime, batch_size:
     ids = batch.all()
     if not ids:
         return Purged()
+{%- if examples %}
     posts = await connection.execute(_DELETE_POSTS, {"ids": ids})
+{%- endif %}
     users = await connection.execute(_DELETE_USERS, {"ids": ids, "cutoff": cutoff})
-    return Purged(users=users.rowcount, posts=posts.rowcount)
+    return Purged(users=users.rowcount{% if examples %}, posts=posts.rowcount{% endif %})
 
 
 async def purge_deleted(

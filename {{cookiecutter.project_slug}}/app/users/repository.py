@@ -1,4 +1,5 @@
-"""Data access for users: every query the example domain needs, in one module.
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
+"""Data access for users: every query {% if examples %}the example domain needs{% else %}the accounts need{% endif %}, in one module.
 
 Reads are Core statements on a connection: they select the columns a response
 needs and build it from the rows, with no session, identity map or instrumented
@@ -17,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import Row, bindparam, {% if examples %}func, {% endif %}insert, select{% if examples %}, update{% endif %}
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
@@ -26,10 +27,14 @@ from app.db.keys import new_id
 from app.db.pagination import Keyset, Page, Position
 from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError
+{%- if examples %}
 from app.posts.models import Post
+{%- endif %}
 from app.users.models import Role, User, user_roles
 from app.users.schemas import (
+{%- if examples %}
     PostSummary,
+{%- endif %}
     RoleRead,
     UserCreate,
     UserImportResult,
@@ -37,12 +42,18 @@ from app.users.schemas import (
     UserUpdate,
 )
 
+{% if examples -%}
 # A UserRead carries at most this many posts (the newest) and its post_count; roles
 # are capped when assigned. No response grows with the size of a user's history.
 LATEST_POSTS = 5
+{% else -%}
+# Roles are capped when assigned: no response grows with a user's history.
+{% endif -%}
 MAX_ROLES = 20
 USERS = Keyset(User.created_at, User.id)
 _USER_FIELDS = {"id", "email", "full_name", "version", "created_at", "updated_at"}
+
+{%- if examples %}
 
 _POST_COUNT = (
     select(func.count(Post.id))
@@ -51,6 +62,7 @@ _POST_COUNT = (
     .scalar_subquery()
     .label("post_count")
 )
+{%- endif %}
 _USERS = select(
     User.id,
     User.email,
@@ -58,12 +70,15 @@ _USERS = select(
     User.version,
     User.created_at,
     User.updated_at,
+{%- if examples %}
     _POST_COUNT,
+{%- endif %}
 ).where(User.is_deleted.is_(False))
 _USERS_PAGE = (
     _USERS.order_by(*USERS.order_by()).limit(bindparam("limit")).offset(bindparam("offset"))
 )
 _ONE_USER = _USERS.where(User.id == bindparam("user_id"))
+{%- if examples %}
 _rank = (
     func.row_number()
     .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
@@ -75,6 +90,7 @@ _ranked = (
     .subquery()
 )
 _LATEST_POSTS = select(_ranked).where(_ranked.c.rank <= LATEST_POSTS).order_by(_ranked.c.rank)
+{%- endif %}
 _ROLES = (
     select(user_roles.c.user_id, Role.name)
     .join(Role, Role.id == user_roles.c.role_id)
@@ -84,8 +100,9 @@ _ROLES = (
 _INSERT_USER = insert(User)
 
 
-def _email_taken(email: str) -> ConflictError:
-    return ConflictError(f"a user with email {email!r} already exists")
+# Names no email: errors and logs carry no personal data.
+EMAIL_TAKEN = "a user with this email already exists"
+{%- if examples %}
 
 
 async def _latest_posts(
@@ -100,6 +117,7 @@ async def _latest_posts(
             )
         )
     return posts
+{%- endif %}
 
 
 async def _roles(
@@ -114,11 +132,15 @@ async def _roles(
 async def _with_details(
     connection: AsyncConnection, rows: Sequence[Row[*tuple[Any, ...]]]
 ) -> list[UserRead]:
-    """UserReads for rows of _USERS: two more queries, whatever the page size."""
+    """UserReads for rows of _USERS: {% if examples %}two more queries{% else %}one more query{% endif %}, whatever the page size."""
     if not rows:
         return []
     ids = [row.id for row in rows]
+{%- if examples %}
     posts, roles = await _latest_posts(connection, ids), await _roles(connection, ids)
+{%- else %}
+    roles = await _roles(connection, ids)
+{%- endif %}
     return [
         UserRead(
             id=row.id,
@@ -127,9 +149,13 @@ async def _with_details(
             version=row.version,
             created_at=row.created_at,
             updated_at=row.updated_at,
+{%- if examples %}
             post_count=row.post_count,
+{%- endif %}
             roles=roles.get(row.id, []),
+{%- if examples %}
             latest_posts=posts.get(row.id, []),
+{%- endif %}
         )
         for row in rows
     ]
@@ -193,9 +219,13 @@ async def create_user(connection: AsyncConnection, data: UserCreate) -> UserRead
         version=1,
         created_at=(now := utcnow()),
         updated_at=now,
+{%- if examples %}
         post_count=0,
+{%- endif %}
         roles=[],
+{%- if examples %}
         latest_posts=[],
+{%- endif %}
     )
     try:
 {%- if cookiecutter.auth == "jwt" %}
@@ -205,7 +235,7 @@ async def create_user(connection: AsyncConnection, data: UserCreate) -> UserRead
         await connection.execute(_INSERT_USER, user.model_dump(include=_USER_FIELDS))
 {%- endif %}
     except IntegrityError as exc:
-        raise _email_taken(data.email) from exc
+        raise ConflictError(EMAIL_TAKEN) from exc
     return user
 
 
@@ -222,21 +252,28 @@ async def update_user(session: AsyncSession, user_id: uuid.UUID, data: UserUpdat
     try:
         await session.flush()  # UPDATE ... WHERE version = :read_version
     except IntegrityError as exc:
-        raise _email_taken(data.email or "") from exc
+        raise ConflictError(EMAIL_TAKEN) from exc
     return await get_user(await session.connection(), user_id)
 
 
 async def soft_delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+{%- if examples %}
     """Hide the user, then their posts (one UPDATE for all of them); rows stay for
     audits and undo. The email becomes free for a new account."""
+{%- else %}
+    """Hide the user; the row stays for audits and undo until the purge job removes
+    it. The email becomes free for a new account."""
+{%- endif %}
     user = await _load_user(session, user_id)
     user.mark_deleted()
     await session.flush()
+{%- if examples %}
     await session.execute(
         update(Post)
         .where(Post.author_id == user_id, Post.is_deleted.is_(False))
         .values(is_deleted=True, deleted_at=user.deleted_at)
     )
+{%- endif %}
 
 
 async def import_users(session: AsyncSession, rows: Sequence[UserCreate]) -> list[UserImportResult]:
@@ -281,15 +318,16 @@ async def assign_role(session: AsyncSession, user_id: uuid.UUID, role_name: str)
         user.updated_at = utcnow()
         await session.flush()
     return await get_user(await session.connection(), user_id)
+{%- if examples %}
 
 
 _post_count = func.count(Post.id).label("post_count")
 _POST_COUNTS = (
-    select(User.id, User.email, _post_count)
+    select(User.id, User.{{ "full_name" if cookiecutter.auth == "jwt" else "email" }}, _post_count)
     .outerjoin(Post, (Post.author_id == User.id) & Post.is_deleted.is_(False))
     .where(User.is_deleted.is_(False))
-    .group_by(User.id, User.email)
-    .order_by(_post_count.desc(), User.email)
+    .group_by(User.id, User.{{ "full_name" if cookiecutter.auth == "jwt" else "email" }})
+    .order_by(_post_count.desc(), User.{{ "id" if cookiecutter.auth == "jwt" else "email" }})
     .limit(bindparam("limit"))
 )
 
@@ -300,3 +338,4 @@ async def users_with_post_counts(
     """Aggregation: one GROUP BY instead of loading every post. A bounded top-N
     report (at most `limit` rows), not a list to page through."""
     return (await connection.execute(_POST_COUNTS, {"limit": limit})).all()
+{%- endif %}

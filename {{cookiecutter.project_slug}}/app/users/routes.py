@@ -1,5 +1,6 @@
 {%- set db = cookiecutter.database -%}
 {%- set auth = cookiecutter.auth == "jwt" -%}
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
 """HTTP endpoints for users under `/api/v1/users`.
 
 Each endpoint declares what it opens (app.db.session): a WriteSession for a unit of
@@ -7,8 +8,10 @@ work, a ReadConnection for lists{% if db != "sqlite" %} (which a replica may ser
 PrimaryConnection where a caller expects to read what it has just written, or for
 a write of one statement{% endif %}.
 {%- if auth %}
-Writes need an access token (app.auth): any user may create users, but changes
-only their own.
+Each also states who may call it (app.auth.access): anyone reads users, but emails
+and roles only reach the user themselves and admins; users change only their own
+account; creating users other than by registering, importing them and assigning
+roles is for admins.
 {%- endif %}
 """
 
@@ -18,7 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 
 {% if auth -%}
-from app.auth.dependencies import AUTHENTICATED, CurrentUserId, require_self
+from app.auth.access import ADMIN_ONLY, Anyone, SelfOrAdmin, SignedIn, forbidden
 {% endif -%}
 from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession
 from app.pages import PageParams, link_next_page, start_of_page
@@ -29,7 +32,9 @@ from app.users.schemas import (
     UserCreate,
     UserImport,
     UserImportResult,
+{%- if examples %}
     UserPostCount,
+{%- endif %}
     UserRead,
     UserUpdate,
 )
@@ -42,36 +47,59 @@ CONFLICT: Responses = {409: {"description": "Email taken, or the user changed si
 PAGED: Responses = {200: {"description": 'More pages: a `Link: <...>; rel="next"` header.'}}
 {%- if auth %}
 UNAUTHORIZED: Responses = {401: {"description": "No valid access token."}}
-NOT_YOURS: Responses = UNAUTHORIZED | {403: {"description": "Not your user."}}
+NOT_ADMIN: Responses = UNAUTHORIZED | {403: {"description": "Not an admin."}}
+NOT_YOURS: Responses = UNAUTHORIZED | {403: {"description": "Neither you nor an admin."}}
+
+
+def _as_seen_by(caller: Anyone, user: UserRead) -> UserRead:
+    """The user as the caller may see it: private fields for themselves and admins."""
+    return user if caller is not None and caller.may_see(user.id) else user.without_private_fields()
 {%- endif %}
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=CONFLICT{% if auth %} | UNAUTHORIZED{% endif %},
+    responses=CONFLICT{% if auth %} | NOT_ADMIN{% endif %},
 {%- if auth %}
-    dependencies=AUTHENTICATED,
+    dependencies=[ADMIN_ONLY],
 {%- endif %}
 )
 {%- if db == "sqlite" %}
 async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
+{%- if auth %}
+    """A user without a password, who cannot log in until one is set: for admins."""
+{%- endif %}
     return await repository.create_user(await session.connection(), data)
 {%- else %}
 async def create_user(data: UserCreate, connection: PrimaryConnection) -> UserRead:
+{%- if auth %}
+    """A user without a password, who cannot log in until one is set: for admins."""
+{%- endif %}
     return await repository.create_user(connection, data)
 {%- endif %}
 
 
-@router.get("", responses=PAGED)
+@router.get("", responses=PAGED{% if auth %} | NOT_ADMIN{% endif %})
 async def list_users(
     request: Request,
     response: Response,
     connection: ReadConnection,
     page: PageParams,
+{%- if auth %}
+    caller: Anyone,
+    email: Annotated[
+        Text | None, Query(max_length=320, description="Part of the email: for admins only.")
+    ] = None,
+{%- else %}
     email: Annotated[Text | None, Query(max_length=320, description="Part of the email.")] = None,
+{%- endif %}
 ) -> list[UserRead]:
-    """Users in creation order, with their newest posts and post count."""
+    """Users in creation order{% if examples %}, with their newest posts and post count{% endif %}."""
+{%- if auth %}
+    if email is not None and not (caller is not None and caller.is_admin):
+        raise forbidden("filtering by email is for admins")
+{%- endif %}
     filters = {"email": email}
     users = await repository.list_users(
         connection,
@@ -81,19 +109,29 @@ async def list_users(
         email_contains=email,
     )
     link_next_page(request, response, users, filters)
+{%- if auth %}
+    return [_as_seen_by(caller, user) for user in users.rows]
+{%- else %}
     return list(users.rows)
+{%- endif %}
+{%- if examples %}
 
 
 @router.get("/post-counts")
 async def post_counts(
-    connection: ReadConnection, limit: Annotated[int, Query(ge=1, le=100)] = 20
+    connection: ReadConnection,
+{%- if auth %}
+    _: Anyone,
+{%- endif %}
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> list[UserPostCount]:
     """The `limit` users with the most posts: a bounded report, not a paged list."""
     rows = await repository.users_with_post_counts(connection, limit=limit)
     return [UserPostCount.model_validate(row) for row in rows]
+{%- endif %}
 
 
-@router.post("/import"{% if auth %}, responses=UNAUTHORIZED, dependencies=AUTHENTICATED{% endif %})
+@router.post("/import"{% if auth %}, responses=NOT_ADMIN, dependencies=[ADMIN_ONLY]{% endif %})
 async def import_users(data: UserImport, session: WriteSession) -> list[UserImportResult]:
     """Create many users; duplicates are reported per row, the rest are created."""
     return await repository.import_users(session, data.users)
@@ -101,28 +139,31 @@ async def import_users(data: UserImport, session: WriteSession) -> list[UserImpo
 
 {% if auth -%}
 @router.get("/me", responses=UNAUTHORIZED)
-async def get_me(current: CurrentUserId, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+async def get_me(caller: SignedIn, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
     """The user the access token belongs to."""
-    return await repository.get_user(connection, current)
+    return await repository.get_user(connection, caller.id)
 
 
 {% endif -%}
 @router.get("/{user_id}", responses=NOT_FOUND)
+{%- if auth %}
+async def get_user(user_id: uuid.UUID, caller: Anyone, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+    return _as_seen_by(caller, await repository.get_user(connection, user_id))
+{%- else %}
 async def get_user(user_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
     return await repository.get_user(connection, user_id)
+{%- endif %}
 
 
 @router.patch("/{user_id}", responses=NOT_FOUND | CONFLICT{% if auth %} | NOT_YOURS{% endif %})
 {%- if auth %}
 async def update_user(
-    user_id: uuid.UUID, data: UserUpdate, session: WriteSession, current: CurrentUserId
+    user_id: uuid.UUID, data: UserUpdate, session: WriteSession, _: SelfOrAdmin
 ) -> UserRead:
-    require_self(current, user_id)
-    return await repository.update_user(session, user_id, data)
 {%- else %}
 async def update_user(user_id: uuid.UUID, data: UserUpdate, session: WriteSession) -> UserRead:
-    return await repository.update_user(session, user_id, data)
 {%- endif %}
+    return await repository.update_user(session, user_id, data)
 
 
 @router.delete(
@@ -131,23 +172,19 @@ async def update_user(user_id: uuid.UUID, data: UserUpdate, session: WriteSessio
     responses=NOT_FOUND{% if auth %} | NOT_YOURS{% endif %},
 )
 {%- if auth %}
-async def delete_user(user_id: uuid.UUID, session: WriteSession, current: CurrentUserId) -> None:
-    require_self(current, user_id)
-    await repository.soft_delete_user(session, user_id)
+async def delete_user(user_id: uuid.UUID, session: WriteSession, _: SelfOrAdmin) -> None:
 {%- else %}
 async def delete_user(user_id: uuid.UUID, session: WriteSession) -> None:
-    await repository.soft_delete_user(session, user_id)
 {%- endif %}
+    await repository.soft_delete_user(session, user_id)
 
 
-@router.post("/{user_id}/roles", responses=NOT_FOUND | CONFLICT{% if auth %} | NOT_YOURS{% endif %})
+@router.post(
+    "/{user_id}/roles",
+    responses=NOT_FOUND | CONFLICT{% if auth %} | NOT_ADMIN{% endif %},
 {%- if auth %}
-async def assign_role(
-    user_id: uuid.UUID, data: RoleAssign, session: WriteSession, current: CurrentUserId
-) -> UserRead:
-    require_self(current, user_id)
-    return await repository.assign_role(session, user_id, data.name)
-{%- else %}
+    dependencies=[ADMIN_ONLY],
+{%- endif %}
+)
 async def assign_role(user_id: uuid.UUID, data: RoleAssign, session: WriteSession) -> UserRead:
     return await repository.assign_role(session, user_id, data.name)
-{%- endif %}

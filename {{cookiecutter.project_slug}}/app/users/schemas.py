@@ -1,4 +1,14 @@
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
+{%- set auth = cookiecutter.auth == "jwt" -%}
+{% if auth -%}
+"""Request and response bodies for users. Unknown fields are rejected (422).
+
+A user's email and roles are private: responses carry them to the user themselves
+and to admins only, and null to anyone else (`UserRead.without_private_fields`).
+"""
+{%- else -%}
 """Request and response bodies for users. Unknown fields are rejected (422)."""
+{%- endif %}
 
 import uuid
 from datetime import datetime
@@ -40,6 +50,7 @@ class RoleAssign(BaseModel):
     name: str = Field(min_length=1, max_length=50, pattern=r"^[a-z][a-z0-9_-]*$")
 
 
+{% if examples -%}
 class PostSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -49,6 +60,7 @@ class PostSummary(BaseModel):
     created_at: datetime
 
 
+{% endif -%}
 class RoleRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -56,28 +68,55 @@ class RoleRead(BaseModel):
 
 
 class UserRead(BaseModel):
+{%- if examples %}
     """A user with a bounded view of their posts: the newest few and how many there
     are. All of them: `GET /api/v1/users/{id}/posts`, page by page."""
+{%- else %}
+    """A user as the API shows it."""
+{%- endif %}
 
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+{%- if auth %}
+    email: str | None = Field(description="Only for the user themselves and admins; else null.")
+{%- else %}
     email: str
+{%- endif %}
     full_name: str
     version: int
     created_at: datetime
     updated_at: datetime
+{%- if auth %}
+    roles: list[RoleRead] | None = Field(
+        description="Only for the user themselves and admins; else null."
+    )
+{%- else %}
     roles: list[RoleRead]
+{%- endif %}
+{%- if examples %}
     post_count: int
     latest_posts: list[PostSummary]
+{%- endif %}
+{%- if auth %}
+
+    def without_private_fields(self) -> "UserRead":
+        return self.model_copy(update={"email": None, "roles": None})
+{%- endif %}
+{%- if examples %}
 
 
 class UserPostCount(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
+{%- if auth %}
+    full_name: str
+{%- else %}
     email: str
+{%- endif %}
     post_count: int
+{%- endif %}
 
 
 class UserImport(BaseModel):

@@ -1,5 +1,8 @@
 {%- set db = cookiecutter.database -%}
-"""Initial schema{% if cookiecutter.include_example_models == "yes" %}: users, roles, user_roles, posts{% if cookiecutter.auth == "jwt" %}, refresh_tokens{% endif %}{% endif %}.
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
+{%- set auth = cookiecutter.auth == "jwt" -%}
+{%- set users = examples or auth -%}
+"""Initial schema{% if users %}: users, roles, user_roles{% if examples %}, posts{% endif %}{% if auth %}, refresh_tokens, auth_throttle{% endif %}{% endif %}.
 
 Written by hand and reviewed, with a fixed revision id; the tests prove it matches
 the models on this database (`tests/test_migrations.py`).
@@ -10,7 +13,7 @@ Create Date: 2026-11-24
 """
 
 from collections.abc import Sequence
-{% if cookiecutter.include_example_models == "yes" %}
+{% if users %}
 import sqlalchemy as sa
 from alembic import op
 {%- if db == "mysql" %}
@@ -37,7 +40,7 @@ revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-{% if cookiecutter.include_example_models == "yes" %}
+{% if users %}
 
 def _timestamps_and_soft_delete() -> list[sa.Column[object]]:
     return [
@@ -73,6 +76,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=255), nullable=True),
         sa.Column("failed_logins", sa.Integer(), server_default="0", nullable=False),
         sa.Column("locked_until", UTC_TIMESTAMP, nullable=True),
+        sa.Column("token_generation", sa.Integer(), server_default="0", nullable=False),
 {%- endif %}
         sa.Column("version", sa.Integer(), nullable=False),
         *_timestamps_and_soft_delete(),
@@ -100,6 +104,7 @@ def upgrade() -> None:
         {{ db }}_where=sa.text("{{ 'is_deleted' if db == 'postgresql' else 'is_deleted = 1' }}"),
     )
 {%- endif %}
+{%- if examples %}
     op.create_table(
         "posts",
         sa.Column("id", UUID_KEY, nullable=False),
@@ -116,6 +121,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_posts_author_id_created_at_id", "posts", ["author_id", "created_at", "id"])
     op.create_index("ix_posts_created_at_id", "posts", ["created_at", "id"])
+{%- endif %}
     op.create_table(
         "user_roles",
         sa.Column("user_id", UUID_KEY, nullable=False),
@@ -147,8 +153,18 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_refresh_tokens")),
     )
+    op.create_index(op.f("ix_refresh_tokens_expires_at"), "refresh_tokens", ["expires_at"])
     op.create_index(op.f("ix_refresh_tokens_family_id"), "refresh_tokens", ["family_id"])
+    op.create_index(op.f("ix_refresh_tokens_revoked_at"), "refresh_tokens", ["revoked_at"])
     op.create_index(op.f("ix_refresh_tokens_user_id"), "refresh_tokens", ["user_id"])
+    op.create_table(
+        "auth_throttle",
+        sa.Column("bucket", sa.String(length=80), nullable=False),
+        sa.Column("window_start", sa.BigInteger(), nullable=False),
+        sa.Column("hits", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("bucket", "window_start", name=op.f("pk_auth_throttle")),
+    )
+    op.create_index(op.f("ix_auth_throttle_window_start"), "auth_throttle", ["window_start"])
 {%- endif %}
 
 
@@ -159,7 +175,7 @@ def downgrade() -> None:
 {%- else %}
     # Dropping a table drops its indexes and foreign keys with it.
 {%- endif %}
-    for table in ({% if cookiecutter.auth == "jwt" %}"refresh_tokens", {% endif %}"user_roles", "posts", "users", "roles"):
+    for table in ({% if auth %}"auth_throttle", "refresh_tokens", {% endif %}"user_roles", {% if examples %}"posts", {% endif %}"users", "roles"):
         op.drop_table(table)
 {%- else %}
 
