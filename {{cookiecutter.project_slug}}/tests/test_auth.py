@@ -11,7 +11,6 @@ defences under attack: tests/test_login_defences.py.
 """
 
 import asyncio
-import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -131,8 +130,10 @@ async def test_wrong_password_and_unknown_email_get_the_same_401(
 async def test_unknown_email_takes_as_long_as_a_wrong_password(
     connection: AsyncConnection, test_settings: Settings
 ) -> None:
-    """With the real hashing cost: an unknown email still verifies a hash."""
-    app = create_app(real_hashing_cost(test_settings))
+    """With the real hashing cost: an unknown email still verifies a hash. The fastest
+    of seven interleaved tries each: load on the machine only ever adds time."""
+    settings = real_hashing_cost(test_settings).model_copy(update={"login_max_failures": 100})
+    app = create_app(settings)
     app.state.database = RolledBackDatabase(connection)
     async with _client(app) as client:
         await register(client, "dee@example.com")
@@ -144,10 +145,10 @@ async def test_unknown_email_takes_as_long_as_a_wrong_password(
             return time.perf_counter() - started
 
         wrong, unknown = [], []
-        for _ in range(3):  # interleaved; fewer than LOGIN_MAX_FAILURES
+        for _ in range(7):
             wrong.append(await attempt("dee@example.com"))
             unknown.append(await attempt("nobody@example.com"))
-    ratio = statistics.median(unknown) / statistics.median(wrong)
+    ratio = min(unknown) / min(wrong)
     assert 0.6 < ratio < 1.6, (wrong, unknown)
 
 

@@ -178,12 +178,20 @@ async def test_exhausted_pool_answers_503_then_recovers(test_settings: Settings)
 
 
 @pytest.mark.usefixtures("migrated_database")
-async def test_errors_are_told_apart_by_their_codes(test_settings: Settings) -> None:
-    """A unique violation is a 409; broken SQL is a bug: a logged 500, never a 409 or a
-    503 that would send clients into retries."""
+async def test_errors_are_told_apart_by_their_codes(
+    test_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A unique violation is a 409, logged without the row's values (the driver's
+    message can quote them: an email, say); broken SQL is a bug: a logged 500, never a
+    409 or a 503 that would send clients into retries."""
     duplicate = "INSERT INTO alembic_version SELECT version_num FROM alembic_version"
     async with serve(app_with_probes(test_settings, write_sql=duplicate)) as client:
         conflict = await client.post("/_probe/write")
+    [logged] = [
+        e["message"] for e in log_entries(capsys.readouterr().err) if e["logger"] == "app.errors"
+    ]
+    assert logged.startswith("conflict")
+    assert "0001" not in logged  # the duplicate value
     broken = app_with_probes(test_settings, read_sql="SELECT * FROM no_such_table")
     async with serve(broken) as client:
         bug = await client.get("/_probe/read")

@@ -11,7 +11,6 @@ log-ins is measured on a served process by the template's own tests.
 """
 
 import asyncio
-import statistics
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -135,7 +134,8 @@ async def test_the_right_password_in_a_burst_of_guesses_gains_no_extra_checks(
 async def test_a_locked_account_answers_as_slowly_as_a_wrong_password(
     test_settings: Settings, engine: AsyncEngine
 ) -> None:
-    """At the real hashing cost: a refused attempt still verifies the stand-in hash."""
+    """At the real hashing cost: a refused attempt still verifies the stand-in hash.
+    The fastest of seven interleaved tries each: load on the machine only adds time."""
     settings = real_hashing_cost(test_settings).model_copy(update={"login_max_failures": 100})
     async with served(settings) as (client, _):
         await register(client, "locked@example.com", address=1)
@@ -156,10 +156,10 @@ async def test_a_locked_account_answers_as_slowly_as_a_wrong_password(
             return time.perf_counter() - started
 
         locked, wrong = [], []
-        for i in range(5):  # interleaved
+        for i in range(7):
             locked.append(await timed("locked@example.com", 2 * i))
             wrong.append(await timed("open@example.com", 2 * i + 1))
-    ratio = statistics.median(locked) / statistics.median(wrong)
+    ratio = min(locked) / min(wrong)
     assert 0.6 < ratio < 1.6, (locked, wrong)
 
 
