@@ -36,8 +36,14 @@ from logging.config import fileConfig
 from typing import Any, Literal
 
 from alembic import context
+{%- if db == "postgresql" %}
+from alembic.autogenerate import renderers
+{%- endif %}
 from alembic.autogenerate.api import AutogenContext
 {%- if db == "postgresql" %}
+from alembic.autogenerate.render import render_op
+from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError
 {%- endif %}
 from sqlalchemy.engine import Connection, Engine
@@ -84,6 +90,62 @@ def _render_item(type_: str, obj: object, autogen: AutogenContext) -> str | Lite
         return "sa.DateTime()"
 {%- endif %}
     return False
+{%- if db == "postgresql" %}
+
+
+class _OutsideTheTransaction(ops.MigrateOperation):
+    """An index built or dropped CONCURRENTLY, which PostgreSQL does only outside a
+    transaction: rendered inside `autocommit_block()`."""
+
+    def __init__(self, operation: ops.CreateIndexOp | ops.DropIndexOp) -> None:
+        self.operation = operation
+
+    def reverse(self) -> "_OutsideTheTransaction":
+        return _OutsideTheTransaction(self.operation.reverse())
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return self.operation.to_diff_tuple()
+
+
+@renderers.dispatch_for(_OutsideTheTransaction)
+def _render_outside_the_transaction(
+    autogen: AutogenContext, operation: _OutsideTheTransaction
+) -> list[str]:
+    body = render_op(autogen, operation.operation)
+    return ["with op.get_context().autocommit_block():", *body, ""]
+
+
+def _index_concurrently(
+    context: MigrationContext, revision: Any, directives: list[ops.MigrationScript]
+) -> None:
+    """`make migration`: an index on a table that exists already is built (or dropped)
+    CONCURRENTLY and IF [NOT] EXISTS, outside the revision's transaction, so that
+    writes to the table go on meanwhile (squawk's require-concurrent-index-creation).
+    One on a table that the revision creates or drops stays as it is."""
+    for script in directives:
+        for container in (*script.upgrade_ops_list, *script.downgrade_ops_list):
+            whole = {
+                operation.table_name
+                for operation in container.ops
+                if isinstance(operation, ops.CreateTableOp | ops.DropTableOp)
+            }
+            _rewrite_indexes(container, whole)
+
+
+def _rewrite_indexes(container: ops.OpContainer, whole_tables: set[str]) -> None:
+    for position, operation in enumerate(container.ops):
+        if isinstance(operation, ops.ModifyTableOps):
+            _rewrite_indexes(operation, whole_tables)
+        elif isinstance(operation, ops.CreateIndexOp | ops.DropIndexOp):
+            if operation.table_name in whole_tables:
+                continue
+            operation.kw["postgresql_concurrently"] = True
+            if isinstance(operation, ops.CreateIndexOp):
+                operation.if_not_exists = True
+            else:
+                operation.if_exists = True
+            container.ops[position] = _OutsideTheTransaction(operation)
+{%- endif %}
 
 
 def _configure(**options: Any) -> None:
@@ -99,6 +161,7 @@ def _configure(**options: Any) -> None:
 {%- elif db == "postgresql" %}
         # Each revision commits on its own and holds its locks only while it runs.
         transaction_per_migration=True,
+        process_revision_directives=_index_concurrently,
 {%- endif %}
         **options,
     )
