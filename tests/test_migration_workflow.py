@@ -1,14 +1,12 @@
 """A baked project's migration workflow, for real, against each database.
 
 - The README's "add your own model" path (docs/migrations.md, "Adding a model"): a new
-  model, `make migration`, `make migrate`; then an index added to that table, which
-  now exists, the same way; both undone (`alembic downgrade -2`) and applied again.
-  The models and the migrations agree afterwards (`alembic check`), and the generated
-  files pass ruff.
-- PostgreSQL: what `make migration` writes passes squawk (`scripts/lint_migrations.py`):
-  the index on the existing table comes out CONCURRENTLY, outside the revision's
-  transaction (env.py's hook); and `make lint` fails on a revision that builds an index
-  without CONCURRENTLY.
+  model, `make migration`, then `make migrate`, `make downgrade`, `make migrate`; the
+  generated file passes ruff.
+- PostgreSQL: then an index on that table, which now exists, the same way: it comes
+  out CONCURRENTLY, outside the revision's transaction (env.py's hook). What `make
+  migration` wrote passes squawk (`scripts/lint_migrations.py`), and `make lint` fails
+  on a revision that builds an index without CONCURRENTLY.
 """
 
 import shutil
@@ -16,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from tests.conftest import RUN_ID, Bakery, DatabaseServer, python, run, tail
 from tests.variants import DATABASES, TEST_PYTHON_VERSION, Variant
@@ -108,29 +108,26 @@ def test_adding_a_model_up_down_up(
         text.replace('__all__ = ["Base"', '__all__ = ["Base", "Tag"'), encoding="utf-8"
     )
 
-    # 3-5. Generate the migration and apply it; then an index on the table that now
-    # exists, the same way; then undo both and apply them again.
+    # 3-5. Generate the migration, apply it, undo it, apply it again.
     before = set(versions.glob("*.py"))
     make("migration", "m=add tags")
     added = _new_revision(project, before)
     assert 'op.create_table(\n        "tags"' in added.read_text(encoding="utf-8")
     make("migrate")
-    model.write_text(TAGS_MODEL.format(label_index=", index=True"), encoding="utf-8")
-    before = set(versions.glob("*.py"))
-    make("migration", "m=index tag labels")
-    indexed = _new_revision(project, before).read_text(encoding="utf-8")
+    make("downgrade")
+    make("migrate")
     if database_server.database == "postgresql":
+        # An index on the table that now exists comes out CONCURRENTLY.
+        model.write_text(TAGS_MODEL.format(label_index=", index=True"), encoding="utf-8")
+        before = set(versions.glob("*.py"))
+        make("migration", "m=index tag labels")
+        indexed = _new_revision(project, before).read_text(encoding="utf-8")
         assert "with op.get_context().autocommit_block():" in indexed
         assert "postgresql_concurrently=True" in indexed
         assert "if_not_exists=True" in indexed
-    make("migrate")
-    downgraded = run(python("-m", "alembic", "downgrade", "-2"), project, make.env)
-    assert downgraded.returncode == 0, tail(downgraded.stdout)
-    make("migrate")
+        make("migrate")
 
-    # The models and the migrations agree; what was generated is lint-clean.
-    check = run(python("-m", "alembic", "check"), project, make.env)
-    assert "No new upgrade operations detected" in check.stdout, tail(check.stdout)
+    # What was generated is lint-clean.
     ruff = run(python("-m", "ruff", "check", "migrations"), project)
     assert ruff.returncode == 0, tail(ruff.stdout)
     if database_server.database == "postgresql":
@@ -138,7 +135,7 @@ def test_adding_a_model_up_down_up(
         assert lint.returncode == 0, tail(lint.stdout)
 
         # A revision that builds an index without CONCURRENTLY fails `make lint`.
-        head = run(python("-m", "alembic", "heads"), project, make.env).stdout.split()[0]
+        head = ScriptDirectory.from_config(Config(str(project / "alembic.ini"))).get_current_head()
         (versions / "2099_01_01_ffff_plain_index.py").write_text(
             PLAIN_INDEX.format(down_revision=head), encoding="utf-8"
         )

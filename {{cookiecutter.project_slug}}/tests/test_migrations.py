@@ -5,8 +5,7 @@ before it and its own earlier statements (no transactional DDL). A migration
 waits for a lock at most{% elif db == "sqlite" %}rolls the whole run back
 (one transaction). A migration waits for a lock at most{% else %}keeps the revisions before it and
 leaves nothing of its own. A migration waits for a lock at most{% endif %}
-MIGRATION_LOCK_TIMEOUT, retries, and says in one line which lock it gave up on; two
-migrations started together both succeed, one after the other.
+MIGRATION_LOCK_TIMEOUT, retries, and says in one line which lock it gave up on.
 
 Each test migrates a database of its own (`<test database>_migrations`), created
 empty for it: the shared test database is never migrated up or down here.
@@ -18,7 +17,6 @@ Docs: https://pytest-alembic.readthedocs.io/en/latest/
 import asyncio
 import contextlib
 import os
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -41,7 +39,7 @@ from tests.databases import alembic_config_for, drop_database, fresh_database, s
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ROOT / "migrations" / "versions"
-COMMAND_TIMEOUT = 60
+COMMAND_TIMEOUT = 60  # the longest a test's migration may wait for its lock
 REVISION = '''"""A revision of the tests, on top of the real ones."""
 
 import time
@@ -307,59 +305,12 @@ async def test_a_lock_not_granted_in_time_is_retried_then_given_up_in_one_line(
     # Retried until the blocker leaves: it reaches head by itself.
     limits(migration_lock_timeout="0.5", migration_lock_retries="10")
     migrating = asyncio.create_task(asyncio.to_thread(command.upgrade, config, "heads"))
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(1)
     assert not migrating.done()
     release.set()
     await blocker
     await migrating
     assert (await _state_of(migrations_engine))[1] == change
-
-
-async def _alembic(ini: Path, url: URL, *arguments: str) -> tuple[int, str]:
-    """`python -m alembic -c ini ...` in a process of its own: (exit status, output)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "alembic",
-        "-c",
-        str(ini),
-        *arguments,
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": url.render_as_string(hide_password=False)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(COMMAND_TIMEOUT):
-        output, _ = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, output.decode()
-
-
-async def test_two_migrations_started_together_both_succeed(
-    tmp_path: Path, migrations_url: URL, migrations_engine: AsyncEngine
-) -> None:
-    """Two replicas, or a Job retried while the first still runs: the second waits
-    for the first, then finds nothing left to do."""
-    config, (slow,) = _on_top(
-        tmp_path, migrations_url, TABLE.format("slow_done") + "\n    time.sleep(1)"
-    )
-    ini = tmp_path / "alembic.ini"
-    text_of_ini = (ROOT / "alembic.ini").read_text(encoding="utf-8")
-    location = "script_location = %(here)s/migrations\n"
-    assert location in text_of_ini
-    versions = config.get_main_option("version_locations")
-    ini.write_text(
-        text_of_ini.replace(
-            location, f"script_location = {ROOT / 'migrations'}\nversion_locations = {versions}\n"
-        ),
-        encoding="utf-8",
-    )
-    both = await asyncio.gather(*(_alembic(ini, migrations_url, "upgrade", "heads") for _ in "ab"))
-    assert [status for status, _ in both] == [0, 0], both
-    _, version = await _state_of(migrations_engine)
-    assert version == slow
-    async with migrations_engine.connect() as conn:
-        assert await conn.scalar(text("SELECT COUNT(*) FROM alembic_version")) == 1
 {%- if db != "sqlite" %}
 
 
@@ -369,9 +320,18 @@ async def test_the_migration_has_its_own_statement_timeout_not_the_webs(
     """A long backfill is not cut short by the web's statement timeout
     (DB_STATEMENT_TIMEOUT_MS), only by MIGRATION_STATEMENT_TIMEOUT if that is set."""
     config, (_, sleep) = _on_top(tmp_path, migrations_url, TABLE.format("first"), SLEEP.format(1))
+{%- if db == "postgresql" %}
     limits(db_statement_timeout_ms="300", migration_statement_timeout="0.3")
-    with pytest.raises(Exception, match="{{ 'statement timeout' if db == 'postgresql' else 'max_statement_time' }}"):
+    with pytest.raises(Exception, match="statement timeout"):
         await asyncio.to_thread(command.upgrade, config, "heads")
+{%- else %}
+    async with migrations_engine.connect():
+        mariadb = migrations_engine.dialect.is_mariadb  # type: ignore[attr-defined]
+    if mariadb:  # MySQL's max_execution_time ends a SLEEP early, without an error
+        limits(db_statement_timeout_ms="300", migration_statement_timeout="0.3")
+        with pytest.raises(Exception, match="max_statement_time"):
+            await asyncio.to_thread(command.upgrade, config, "heads")
+{%- endif %}
     limits(db_statement_timeout_ms="300", migration_statement_timeout=None)
     await asyncio.to_thread(command.upgrade, config, "heads")
     assert (await _state_of(migrations_engine))[1] == sleep
