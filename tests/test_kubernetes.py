@@ -356,15 +356,58 @@ def test_what_kustomize_builds_is_valid_kubernetes(
     project = bakery.project(variant)
     built = _kustomize(_deploy(project))
     assert _strict_errors(built, "kubectl kustomize") == []
-    # kustomize changes nothing but the image's tag.
-    expected = [(r["kind"], r["metadata"]["name"]) for r in _resources(project)]
-    assert sorted((r["kind"], r["metadata"]["name"]) for r in built) == sorted(expected)
+    # kustomize changes nothing but the image's tag, and the migration Job's name,
+    # which ends with it.
     tag = _kustomization(_deploy(project))["images"][0]["newTag"]
+    expected = [
+        (r["kind"], r["metadata"]["name"] + (f"-{tag}" if r["kind"] == "Job" else ""))
+        for r in _resources(project)
+    ]
+    assert sorted((r["kind"], r["metadata"]["name"]) for r in built) == sorted(expected)
     assert {c["image"] for c in _app_containers(project, built)} == {f"{project.name}:{tag}"}
     if variant.database == "postgresql":
         with_pgbouncer = _kustomize(_with_pgbouncer(project, tmp_path))
         assert _strict_errors(with_pgbouncer, "kubectl kustomize (pgbouncer)") == []
         assert len(with_pgbouncer) == len(built) + 6
+
+
+def _with_tag(project: Path, tmp_path: Path, tag: str) -> Path:
+    """A copy of the manifests whose image has another tag, as a release sets it."""
+    copy = tmp_path / f"kubernetes-{tag}"
+    shutil.copytree(_deploy(project), copy)
+    text = (copy / "kustomization.yaml").read_text(encoding="utf-8")
+    shipped = 'newTag: "0.1.0"'
+    assert text.count(shipped) == 1
+    (copy / "kustomization.yaml").write_text(
+        text.replace(shipped, f'newTag: "{tag}"'), encoding="utf-8"
+    )
+    return copy
+
+
+def test_each_release_gets_a_migration_job_of_its_own(bakery: Bakery, tmp_path: Path) -> None:
+    """A Job cannot be changed once created (`kubectl apply` of a changed one fails), so
+    each release's Job has a name of its own: the image's tag. The same release again
+    gives the same Job, which `kubectl apply` leaves as it is."""
+    project = bakery.project(Variant("postgresql", "yes", "no", TEST_PYTHON_VERSION))
+    name = _one(_resources(project), "Deployment")["metadata"]["name"]
+
+    def job(tag: str, folder: str) -> dict[str, Any]:
+        built = _kustomize(_with_tag(project, tmp_path / folder, tag))
+        assert _strict_errors(built, f"kubectl kustomize ({tag})") == []
+        (found,) = [r for r in built if r["kind"] == "Job"]
+        return found
+
+    first, second, again = job("1.4.0", "a"), job("1.5.0-rc.1", "b"), job("1.4.0", "c")
+    assert first["metadata"]["name"] == f"{name}-migrate-1.4.0"
+    assert second["metadata"]["name"] == f"{name}-migrate-1.5.0-rc.1"
+    assert again == first
+    (container,) = second["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == f"{project.name}:1.5.0-rc.1"
+    # The replacement renames the Job only.
+    base = _kustomize(_deploy(project))
+    assert sorted(r["metadata"]["name"] for r in base if r["kind"] != "Job") == sorted(
+        r["metadata"]["name"] for r in _resources(project) if r["kind"] != "Job"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -681,6 +724,12 @@ def test_pgbouncer_component_wires_the_web_pods_through_it(bakery: Bakery, tmp_p
                 continue
             (same,) = [c for c in _containers(base_pods[where]) if c["name"] == container["name"]]
             assert _environment(container, built) == _environment(same, base), where
+    # The migration needs a session of its own (env.py refuses DB_PGBOUNCER=true).
+    (job,) = [key for key in pods if key.startswith("Job/")]
+    (migrate,) = pods[job]["containers"]
+    migration = _environment(migrate, built)
+    assert "DB_PGBOUNCER" not in migration
+    assert make_url(migration["DATABASE_URL"]).host != f"{name}-pgbouncer"
     # The web pods' URL: PgBouncer's Service, its database, user and password.
     bouncer = _one(built, "Deployment", f"{name}-pgbouncer")
     (pgbouncer,) = bouncer["spec"]["template"]["spec"]["containers"]
@@ -711,7 +760,7 @@ def test_pgbouncer_component_wires_the_web_pods_through_it(bakery: Bakery, tmp_p
 
 
 def test_names_are_valid_for_the_longest_slug(
-    cookies: Cookies, clean_environment: pytest.MonkeyPatch
+    cookies: Cookies, clean_environment: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Kubernetes names: DNS labels (no `_`), CronJob names at most 52 characters."""
     slug = "a_service_whose_name_is_long_enough_to_test_every_limit_x"
@@ -742,3 +791,15 @@ def test_names_are_valid_for_the_longest_slug(
     # The image keeps the slug, which a Docker image name may hold.
     (kustomized,) = _kustomization(_deploy(project))["images"]
     assert kustomized["name"] == slug
+    # The migration Job's name ends with the image's tag: the longest tag that
+    # kustomization.yaml allows still gives a name that fits the Job's pod label
+    # (batch.kubernetes.io/job-name, 63 characters at most).
+    allowed = re.search(
+        r"at most (\d+) characters", (_deploy(project) / "kustomization.yaml").read_text()
+    )
+    assert allowed is not None
+    longest = "1." + "9" * (int(allowed.group(1)) - 2)
+    built = _kustomize(_with_tag(project, tmp_path, longest))
+    (job,) = [r for r in built if r["kind"] == "Job"]
+    assert len(job["metadata"]["name"]) == MAX_LABEL
+    assert job["metadata"]["name"].endswith(f"-migrate-{longest}")

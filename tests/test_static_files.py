@@ -62,6 +62,8 @@ def test_ci_workflow(bakery: Bakery, variant: Variant) -> None:
         assert job["image"] == f"python:{variant.python_version}-slim"
     for command in ("ruff check", "ruff format --check", "mypy", "alembic upgrade head", "pytest"):
         assert command in steps
+    # squawk on the migrations' SQL: PostgreSQL only (no linter reads the others').
+    assert ("scripts.lint_migrations" in steps) == (variant.database == "postgresql")
     assert "uv sync --locked --extra dev" in steps  # installs what uv.lock pins
     services = json.dumps(job.get("services", {}))
     if variant.database in DATABASE_IMAGES:
@@ -163,7 +165,8 @@ def test_pre_commit_config(bakery: Bakery, database: str) -> None:
     variant = Variant(database, "yes", "no", "3.11")
     config = _yaml(bakery.project(variant) / ".pre-commit-config.yaml")
     hooks = [hook["id"] for repo in config["repos"] for hook in repo["hooks"]]
-    assert hooks == ["ruff-check", "ruff-format", "mypy"]
+    squawk = ["squawk"] if database == "postgresql" else []
+    assert hooks == ["ruff-check", "ruff-format", "mypy", *squawk]
 
 
 def test_template_ci_workflow() -> None:

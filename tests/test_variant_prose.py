@@ -107,6 +107,17 @@ def _line_number(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
+def _python_block_lines(text: str) -> set[int]:
+    """The line numbers inside Markdown's ```python blocks."""
+    inside, numbers = False, set()
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.startswith("```"):
+            inside = line == "```python"
+        elif inside:
+            numbers.add(number)
+    return numbers
+
+
 def _blank_runs(text: str) -> list[tuple[int, int]]:
     """(first line number, length) of every run of blank lines."""
     runs, start = [], 0
@@ -129,12 +140,14 @@ def _whitespace_faults(name: str, text: str) -> list[str]:
         line = text.split("\n")[number - 1]
         what = "a line of only spaces" if not line.strip() else "trailing whitespace"
         faults.append(f"{name}:{number}: {what}: {line!r}")
-    # Python and its Mako template keep PEP 8's two blank lines; elsewhere one.
+    # Python and its Mako template keep PEP 8's two blank lines, and so do the Python
+    # blocks of Markdown (ruff formats them); elsewhere one.
     most = 2 if name.endswith((".py", ".mako")) else 1
+    python_lines = _python_block_lines(text) if name.endswith(".md") else set()
     faults += [
         f"{name}:{start}: {length} blank lines in a row"
         for start, length in _blank_runs(text)
-        if length > most
+        if length > (2 if start in python_lines else most)
     ]
     end = _module_docstring_end(text) if name.endswith(".py") else None
     if end is not None and "".join(text.split("\n")[end : end + 1]).strip():
@@ -170,6 +183,10 @@ def test_the_whitespace_check_sees_each_fault() -> None:
     assert _whitespace_faults("a.md", "x \n") == ["a.md:1: trailing whitespace: 'x '"]
     assert _whitespace_faults("a.md", "x\n  \ny\n") == ["a.md:2: a line of only spaces: '  '"]
     assert _whitespace_faults("a.md", "x\n\n\ny\n") == ["a.md:2: 2 blank lines in a row"]
+    assert _whitespace_faults("a.md", "```python\nx = 1\n\n\ny = 2\n```\n") == []
+    assert _whitespace_faults("a.md", "```python\nx\n```\n\n\ny\n") == [
+        "a.md:4: 2 blank lines in a row"
+    ]
     assert _whitespace_faults("a.py", "x = 1\n\n\ny = 2\n") == []
     assert _whitespace_faults("a.py", "x = 1\n\n\n\ny = 2\n") == ["a.py:2: 3 blank lines in a row"]
     assert _whitespace_faults("a.py", '"""Doc."""\nimport os\n') == [

@@ -145,6 +145,21 @@ class Settings(BaseSettings):
     job_db_statement_timeout_ms: int = Field(default=300_000, ge=0)
 {%- endif %}
 
+    # Migrations (migrations/env.py, docs/migrations.md): limits of their own, never
+    # the web's. A statement that waits longer than the lock timeout for a lock gives
+    # up, so the requests queued behind it move again, and is retried with backoff.
+    migration_lock_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds a migration waits for a lock before it retries."
+    )
+    migration_lock_retries: int = Field(
+        default=5, ge=0, description="Retries after a lock timeout; then the migration fails."
+    )
+{%- if db != "sqlite" %}
+    migration_statement_timeout: float | None = Field(
+        default=None, gt=0, description="Seconds a migration statement may run; unset: no limit."
+    )
+{%- endif %}
+
 {%- if cookiecutter.auth == "jwt" %}
 
     # Authentication (app/auth, docs/auth.md).

@@ -8,11 +8,13 @@
 All read DATABASE_URL the way the app does (environment, then `.env`). The
 post-generation hook runs `create` before `alembic upgrade head`.
 `check` exits 1 when the database cannot be reached and 2 when it is reachable but
-not at the latest migration, so a deploy script can stop early. `wait` asks the
-same question again every --interval seconds until the answer is yes (exit 0) or
+behind this code's latest migration, so a deploy script can stop early. `wait` asks
+the same question again every --interval seconds until the answer is yes (exit 0) or
 --timeout seconds have passed (then 1 or 2, as `check`): a server started beside
 a separate migration step runs it first, and so never serves a schema older than
-its code.
+its code. A schema at a revision this code does not know is taken as newer (a later
+release migrated it: an expand/contract rollout, or a rollback of the code): both
+say so in a WARNING and pass, so older pods that restart then never wait forever.
 """
 
 import argparse
@@ -23,6 +25,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Connection
@@ -74,6 +77,30 @@ def _revisions(conn: Connection) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(current)), tuple(sorted(heads))
 
 
+def _unknown(revisions: tuple[str, ...]) -> tuple[str, ...]:
+    """Those of `revisions` that migrations/versions does not have: a later release's."""
+    script = ScriptDirectory.from_config(Config(ALEMBIC_INI))
+    unknown = []
+    for revision in revisions:
+        try:
+            script.get_revision(revision)
+        except CommandError:
+            unknown.append(revision)
+    return tuple(unknown)
+
+
+def _newer_warning(current: tuple[str, ...], heads: tuple[str, ...]) -> str | None:
+    """The WARNING to print if the schema is past this code's head, else None."""
+    unknown = _unknown(current)
+    if not unknown:
+        return None
+    return (
+        f"WARNING: the schema is at {_revision_list(current)}, which this code does not "
+        f"know: taken as newer than its head ({_revision_list(heads)}), from a later "
+        "release (an expand/contract rollout, or a rollback of the code)"
+    )
+
+
 async def _schema(engines: Engines) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """({{ 'SQLite' if db == 'sqlite' else 'server' }} version, revisions the database is at, head revisions)."""
     async with engines.writer.connect() as conn:
@@ -96,11 +123,15 @@ async def check() -> int:
     print(f"{{ 'version:' if db == 'sqlite' else 'server: ' }}   {version}")
     print(f"revision:  {', '.join(current) or 'none (no migration applied)'}")
     print(f"head:      {', '.join(heads) or 'none'}")
-    if current != heads:
-        print("the schema is not at head: run `alembic upgrade head`", file=sys.stderr)
-        return 2
-    print("ok: the schema is up to date")
-    return 0
+    if current == heads:
+        print("ok: the schema is up to date")
+        return 0
+    warning = _newer_warning(current, heads)
+    if warning:
+        print(warning, file=sys.stderr)
+        return 0
+    print("the schema is not at head: run `alembic upgrade head`", file=sys.stderr)
+    return 2
 
 
 def _revision_list(revisions: tuple[str, ...]) -> str:
@@ -108,7 +139,7 @@ def _revision_list(revisions: tuple[str, ...]) -> str:
 
 
 async def wait(give_up_after: float, interval: float) -> int:
-    """`check` until the schema is at head, for at most `give_up_after` seconds."""
+    """`check` until the schema is at head (or newer), for at most `give_up_after` seconds."""
     settings = get_settings()
     engines = create_engines(settings)
     loop = asyncio.get_running_loop()
@@ -126,6 +157,10 @@ async def wait(give_up_after: float, interval: float) -> int:
             else:
                 if current == heads:
                     print(f"ok: the schema is at head ({_revision_list(heads)})", flush=True)
+                    return 0
+                warning = _newer_warning(current, heads)
+                if warning:
+                    print(warning, file=sys.stderr, flush=True)
                     return 0
                 at, head = _revision_list(current), _revision_list(heads)
                 status, why = 2, f"the schema is at {at}, not at head ({head})"

@@ -1,7 +1,8 @@
 {%- set db = cookiecutter.database -%}
 """`python -m scripts.db check` and `wait`, for real, on a database of their own
 (`<test database>_dbscript`): the exit status says whether the schema is at the
-latest migration, and `wait` returns as soon as it is, or gives up in time."""
+latest migration, and `wait` returns as soon as it is, or gives up in time. A schema
+at a revision this code does not know (a later release's) passes both, with a WARNING."""
 
 import asyncio
 import os
@@ -14,9 +15,13 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from sqlalchemy import text
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
-from app.settings import Settings
+from app.settings import Settings, get_settings
+from scripts.db import check
 from tests.conftest import PROJECT_ROOT
 from tests.databases import alembic_config_for, drop_database, fresh_database, sibling_url
 
@@ -120,6 +125,35 @@ async def test_wait_returns_once_the_migration_has_run(empty_url: URL) -> None:
     assert "ok: the schema is at head" in out_again
     assert time.monotonic() - started < GIVE_UP_WITHIN
 
+
+async def test_a_schema_newer_than_this_code_passes_with_a_warning(
+    empty_url: URL, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A later release migrated the database (expand/contract, or this code rolled
+    back): this code's pods must start, not wait for a head they will never see."""
+    await _migrate(empty_url)
+    engine = create_async_engine(empty_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = 'f00d_later'"))
+    finally:
+        await engine.dispose()
+    started = time.monotonic()
+    status, _, err = await _run(_plain(empty_url), "wait", "--timeout", "30")
+    assert status == 0, err
+    assert time.monotonic() - started < GIVE_UP_WITHIN
+    assert err.startswith("WARNING: the schema is at f00d_later, which this code does not know")
+    # `check` the same way (in this process: its answer, not its start-up, is tested).
+    monkeypatch.setenv("DATABASE_URL", _plain(empty_url))
+    get_settings.cache_clear()
+    try:
+        status = await check()
+    finally:
+        get_settings.cache_clear()
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "revision:  f00d_later" in captured.out
+    assert "taken as newer than its head" in captured.err
 
 {%- if db == "sqlite" %}
 

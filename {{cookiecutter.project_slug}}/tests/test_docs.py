@@ -19,6 +19,8 @@ PATH_REFERENCE = re.compile(
     r"`((?:app|tests|scripts|migrations|docs)/[\w./-]+\.(?:py|md))(?:::\w+)?`"
 )
 CODE_FROM = re.compile(r"<!-- from: (\S+) -->\n```python\n(.*?)```", re.DOTALL)
+# docs/migrations.md's recipes: revisions to copy, run by the template's own tests.
+RECIPE = re.compile(r"<!-- recipe: [\w-]+ -->\n```python\n(.*?)```", re.DOTALL)
 ENDPOINT_REFERENCE = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE) (/[\w/{}.-]*\w[}/]?)")
 MAKE_REFERENCE = re.compile(r"(?:`|^)make ([a-z][\w-]*)", re.MULTILINE)
 MAKE_TARGET = re.compile(r"^([a-z][\w-]*):", re.MULTILINE)
@@ -78,8 +80,12 @@ def test_cited_files_exist(page: Path) -> None:
 def test_code_shown_is_the_code(page: Path) -> None:
     for source, code in CODE_FROM.findall(_text(page)):
         assert code in (ROOT / source).read_text(encoding="utf-8"), source
+    recipes = RECIPE.findall(_text(page))
+    for recipe in recipes:
+        ast.parse(recipe)
     blocks = _text(page).count("```python")
-    assert blocks == len(CODE_FROM.findall(_text(page))), "a python block without its source"
+    shown = len(CODE_FROM.findall(_text(page))) + len(recipes)
+    assert blocks == shown, "a python block without its source"
 
 
 def test_every_setting_is_documented_and_nothing_else() -> None:
