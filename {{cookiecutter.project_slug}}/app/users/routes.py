@@ -21,6 +21,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from app.auth.dependencies import AUTHENTICATED, CurrentUserId, require_self
 {% endif -%}
 from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession
+from app.edge import body_limit
 from app.pages import PageParams, link_next_page, start_of_page
 from app.schemas import Text
 from app.users import repository
@@ -93,7 +94,14 @@ async def post_counts(
     return [UserPostCount.model_validate(row) for row in rows]
 
 
-@router.post("/import"{% if auth %}, responses=UNAUTHORIZED, dependencies=AUTHENTICATED{% endif %})
+@router.post(
+    "/import",
+{%- if auth %}
+    responses=UNAUTHORIZED,
+    dependencies=AUTHENTICATED,
+{%- endif %}
+    openapi_extra=body_limit("bulk_max_request_bytes"),
+)
 async def import_users(data: UserImport, session: WriteSession) -> list[UserImportResult]:
     """Create many users; duplicates are reported per row, the rest are created."""
     return await repository.import_users(session, data.users)
