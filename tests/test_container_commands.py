@@ -149,6 +149,8 @@ def test_the_images_command_and_healthcheck(
         with serve_baked(
             image.cwd, {**env, **container}, command=_here(image, command, port), port=port
         ) as base_url:
+            token = env["METRICS_TOKEN"]
+            before = _requests_counted(base_url, "/livez", token)  # serve_baked's own wait
             for _ in range(20):  # spread over the workers
                 assert httpx.get(f"{base_url}/livez", timeout=5).status_code == 200
             healthcheck = subprocess.run(_here(image, probe, port), timeout=10, check=False)
@@ -156,7 +158,7 @@ def test_the_images_command_and_healthcheck(
             assert httpx.get(f"{base_url}/readyz", timeout=5).status_code == ready
             # Whichever worker answers, /metrics counts every worker's requests.
             for _ in range(WORKERS):
-                assert _requests_counted(base_url, "/livez", env["METRICS_TOKEN"]) == 21
+                assert _requests_counted(base_url, "/livez", token) == before + 21
 
     assert "alembic_version" not in asyncio.run(_tables(url))  # the CMD migrated nothing
     migrate_env = {
