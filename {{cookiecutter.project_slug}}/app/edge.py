@@ -15,7 +15,6 @@ reads its body (as FastAPI's own `max_body_size` does; that one takes a number w
 the route is declared, these come from the settings).
 """
 
-import json
 from typing import Any, TypedDict
 
 from fastapi import FastAPI
@@ -57,8 +56,7 @@ def body_limit(setting: str) -> dict[str, Any]:
 
 
 def install_edge(app: FastAPI, settings: Settings) -> None:
-    """The body limit and, with CORS_ORIGINS, CORS (outside it, so that a 413 carries
-    the CORS headers a browser needs to read it); the limits in the OpenAPI document."""
+    """The body limit and, with CORS_ORIGINS, CORS; the limits in the OpenAPI document."""
     app.add_middleware(RequestBodyLimit, settings=settings)
     if settings.cors_origins:
         app.add_middleware(
@@ -80,8 +78,9 @@ def install_edge(app: FastAPI, settings: Settings) -> None:
 
 
 class BodyTooLarge(HTTPException):
-    """Raised from `receive`: FastAPI lets an HTTPException through its body parsing,
-    so the app's exception handling answers it, as `{"detail": ...}`."""
+    """Raised from `receive`, that is, in a route reading its body: FastAPI lets an
+    HTTPException through its body parsing, and the app's exception handling (inside
+    this middleware) answers it, as `{"detail": ...}`."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(
@@ -109,7 +108,6 @@ class RequestBodyLimit:
             return
         declared = _content_length(scope)
         received = 0
-        response_started = False
 
         async def receive_within_limit() -> Message:
             nonlocal received
@@ -124,22 +122,15 @@ class RequestBodyLimit:
             return message
 
         async def send_and_close_if_unread(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                # A route that never read a body over its limit: the server must not
-                # read it after the answer either.
-                if declared is not None and declared > self.limit_of(scope):
-                    message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            # A route that never read a body over its limit: the server must not read
+            # it after the answer either.
+            if message["type"] == "http.response.start" and (
+                declared is not None and declared > self.limit_of(scope)
+            ):
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
             await send(message)
 
-        try:
-            await self.app(scope, receive_within_limit, send_and_close_if_unread)
-        except BodyTooLarge as error:
-            # Raised where no HTTPException handler runs (outside a FastAPI route).
-            if response_started:
-                raise
-            await _answer(send, error)
+        await self.app(scope, receive_within_limit, send_and_close_if_unread)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -150,14 +141,6 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None  # the server refuses such a request before it gets here
     return None
-
-
-async def _answer(send: Send, error: BodyTooLarge) -> None:
-    body = json.dumps({"detail": error.detail}).encode()
-    headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 def _document_limits(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:

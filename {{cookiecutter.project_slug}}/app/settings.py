@@ -67,7 +67,10 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     log_requests: bool = Field(default=True, description="One log line per request.")
-    secret_key: str = Field(default="", description="Signs pagination cursors (32+ bytes).")
+    # repr=False: no key in a repr of the settings (a log line, a traceback).
+    secret_key: str = Field(
+        default="", repr=False, description="Signs pagination cursors (32+ bytes)."
+    )
     readiness_timeout: float = Field(
         default=1.0, gt=0, description="Seconds /readyz waits for each database to answer."
     )
@@ -99,7 +102,7 @@ class Settings(BaseSettings):
         default=None, description="Serve /docs, /redoc, /openapi.json; unset: in development."
     )
     metrics_token: str | None = Field(
-        default=None, description="The bearer token /metrics asks for; unset: none asked."
+        default=None, repr=False, description="The bearer token /metrics asks; unset: none."
     )
 
     database_url: str = EXAMPLE_URL
@@ -183,7 +186,7 @@ class Settings(BaseSettings):
 
     # Authentication (app/auth, docs/auth.md).
     jwt_secret_key: str = Field(
-        default="", description="Signs access and refresh tokens (HS256, 32+ bytes)."
+        default="", repr=False, description="Signs access and refresh tokens (HS256, 32+ bytes)."
     )
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=14, ge=1, le=365)

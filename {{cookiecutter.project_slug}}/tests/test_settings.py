@@ -85,6 +85,40 @@ def test_the_default_environment_is_production(
         Settings()
 
 
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_the_metrics_token_is_unset_or_real(environment: str) -> None:
+    assert Settings(**KEYS, environment=environment, metrics_token=SECRET).metrics_token == SECRET
+    with pytest.raises(ValidationError, match="METRICS_TOKEN is the placeholder"):
+        Settings(**KEYS, environment=environment, metrics_token=PLACEHOLDER)
+    with pytest.raises(ValidationError, match="METRICS_TOKEN must be at least 32 bytes"):
+        Settings(**KEYS, environment=environment, metrics_token="k" * 31)
+    Settings(**KEYS, environment="development", metrics_token=PLACEHOLDER)  # while developing
+
+
+def test_cors_origins_are_origins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORS_ORIGINS", "https://App.example.com, http://localhost:5173")
+    listed = Settings(**KEYS).cors_origins
+    assert listed == ["https://app.example.com", "http://localhost:5173"]
+    for origin in ("*", "https://app.example.com/", "app.example.com", "https://u@app.example.com"):
+        with pytest.raises(ValidationError, match="CORS_ORIGINS lists origins"):
+            Settings(**KEYS, cors_origins=[origin])
+
+
+def test_a_refusal_never_shows_a_value() -> None:
+    """Refusals end up in logs: no value in them, which may be a secret (a password in
+    a URL, a key that is too short), nor any other setting's."""
+    url = "oracle://app:url-password@db.example.com/app"
+    with pytest.raises(ValidationError) as wrong_driver:
+        Settings(database_url=url, **KEYS)
+    with pytest.raises(ValidationError) as short_key:
+        Settings(**{**KEYS, "secret_key": "short-secret-value"}, environment="production")
+    assert "DATABASE_URL must be" in str(wrong_driver.value)
+    assert "url-password" not in str(wrong_driver.value)
+    assert "SECRET_KEY must be at least 32 bytes" in str(short_key.value)
+    assert "short-secret-value" not in str(short_key.value)
+    assert SECRET not in str(short_key.value)
+
+
 def test_bad_settings_stop_the_process_with_one_line_and_no_value(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
