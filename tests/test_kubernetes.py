@@ -273,7 +273,20 @@ def _operator_errors(document: dict[str, Any]) -> list[str]:
     except ValidationError as error:
         return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
     kept = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
-    return [] if kept == document else [f"unknown fields: only {kept} is known"]
+    return [f"{path}: unknown field" for path in _dropped(document, kept)]
+
+
+def _dropped(given: Any, kept: Any, path: str = "") -> list[str]:
+    """The paths of `given` that `kept` (the model's dump of it) lost."""
+    lost: list[str] = []
+    if isinstance(given, dict) and isinstance(kept, dict):
+        for key, value in given.items():
+            where = f"{path}.{key}" if path else key
+            lost += _dropped(value, kept[key], where) if key in kept else [where]
+    elif isinstance(given, list) and isinstance(kept, list):
+        for index, (value, dumped) in enumerate(zip(given, kept, strict=True)):
+            lost += _dropped(value, dumped, f"{path}.{index}")
+    return lost
 
 
 def _kustomize(folder: Path) -> list[dict[str, Any]]:
