@@ -146,8 +146,8 @@ def stream(base_url: str, path: str, attempt: int) -> tuple[int, bytes]:
                     answer = _read_to_end(sock)  # then keep sending: is anyone reading?
                 sock.sendall(chunk)
                 sent += CHUNK
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # refused: nothing reads this connection any more
+        except ConnectionError:  # a broken pipe, a reset: nothing reads this connection
+            pass
         if not answer:
             answer = _read_to_end(sock)
     return sent, answer
