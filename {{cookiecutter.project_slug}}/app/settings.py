@@ -60,9 +60,11 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
     )
 
+    # The signing keys this process made up (development only): said at start-up.
+    _made_up_keys: list[str] = PrivateAttr(default_factory=list)
+
     # Never silently development: that is the one environment that makes up its own keys.
     environment: Literal["development", "test", "production"] = "production"
-    _made_up_keys: list[str] = PrivateAttr(default_factory=list)
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -304,7 +306,7 @@ class Settings(BaseSettings):
         """What the service says once it has started: a key made up for this process,
         /metrics open in production."""
         warnings = [
-            f"{name} is not set: this process signs with a random key of its own "
+            f"{name} is unset or the placeholder: this process signs with a random key of its own "
             "(ENVIRONMENT=development only); what it signed is void after a restart "
             "and in any other process"
             for name in self._made_up_keys

@@ -75,7 +75,8 @@ async def test_development_makes_up_its_keys_and_says_so(
     entries = log_entries(capsys.readouterr().err)
     warnings = [e["message"] for e in entries if e["level"] == "WARNING"]
     for name in NAMES:
-        assert any(w.startswith(f"{name} is not set: this process signs with") for w in warnings)
+        said = f"{name} is unset or the placeholder: this process signs with a random key"
+        assert any(w.startswith(said) for w in warnings)
 {%- if example %}
 
 
