@@ -92,6 +92,8 @@ class BodyTooLarge(HTTPException):
 
 
 class RequestBodyLimit:
+    """Counts each request's body against its limit as the route reads it."""
+
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
         self.settings = settings
@@ -127,7 +129,9 @@ class RequestBodyLimit:
             if message["type"] == "http.response.start" and (
                 declared is not None and declared > self.limit_of(scope)
             ):
-                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+                headers = list(message.get("headers", []))
+                if (b"connection", b"close") not in headers:
+                    message["headers"] = [*headers, (b"connection", b"close")]
             await send(message)
 
         await self.app(scope, receive_within_limit, send_and_close_if_unread)
