@@ -94,6 +94,10 @@ def test_the_metrics_token_is_unset_or_real(environment: str) -> None:
     with pytest.raises(ValidationError, match="METRICS_TOKEN must be at least 32 bytes"):
         Settings(**KEYS, environment=environment, metrics_token="k" * 31)
     Settings(**KEYS, environment="development", metrics_token=PLACEHOLDER)  # while developing
+    # Unset, /metrics is open: said at start-up in production.
+    warnings = Settings(**KEYS, environment=environment, metrics_token=None).startup_warnings
+    said = ["METRICS_TOKEN is not set: /metrics answers anyone who reaches it"]
+    assert warnings == (said if environment == "production" else [])
 
 
 def test_cors_origins_are_origins(monkeypatch: pytest.MonkeyPatch) -> None:
