@@ -49,7 +49,8 @@ def serve_baked(
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             try:
-                if httpx.get(f"{base_url}/openapi.json", timeout=1).status_code == 200:
+                # /livez: served in every environment (the docs are not, outside development).
+                if httpx.get(f"{base_url}/livez", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

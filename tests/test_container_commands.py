@@ -5,7 +5,13 @@ the image and docker-compose.yml (filled from the baked `.env`) give them: the
 Dockerfile's CMD serves (with several workers) and migrates nothing, and compose's
 `migrate` command does; the HEALTHCHECK, the same command as compose's, passes
 whenever the process serves, even with the database down, which only /readyz
-reports. Metrics add up across workers in the image's multiprocess directory."""
+reports. Metrics add up across workers in the image's multiprocess directory, for
+the scraper that sends compose's METRICS_TOKEN only.
+
+auth=jwt needs one more secret (JWT_SECRET_KEY): one jwt bake runs here too. Its
+compose environment comes from the same lines on every database, and
+tests/test_static_files.py checks that each database's compose passes every secret;
+SQLite's needs no server, so it adds the least time."""
 
 import asyncio
 import json
@@ -85,8 +91,12 @@ async def _tables(url: str) -> list[str]:
         await engine.dispose()
 
 
-def _requests_counted(base_url: str, route: str) -> float:
-    metrics = httpx.get(f"{base_url}/metrics", timeout=5).text
+def _requests_counted(base_url: str, route: str, token: str) -> float:
+    assert httpx.get(f"{base_url}/metrics", timeout=5).status_code == 401
+    bearer = {"Authorization": f"Bearer {token}"}
+    scraped = httpx.get(f"{base_url}/metrics", headers=bearer, timeout=5)
+    assert scraped.status_code == 200
+    metrics = scraped.text
     return sum(
         sample.value
         for family in text_string_to_metric_families(metrics)
@@ -95,14 +105,20 @@ def _requests_counted(base_url: str, route: str) -> float:
     )
 
 
-@pytest.mark.parametrize("database_server", DATABASES, indirect=True)
+@pytest.mark.parametrize(
+    ("database_server", "auth"),
+    [*((database, "none") for database in DATABASES), ("sqlite", "jwt")],
+    indirect=["database_server"],
+)
 def test_the_images_command_and_healthcheck(
     bakery: Bakery,
     database_server: DatabaseServer,
+    auth: str,
     throwaway_databases: list[str],
     tmp_path: Path,
 ) -> None:
-    project = bakery.project(Variant(database_server.database, "yes", "no", TEST_PYTHON_VERSION))
+    variant = Variant(database_server.database, "yes", "no", TEST_PYTHON_VERSION, auth=auth)
+    project = bakery.project(variant)
     image = build_image(project, tmp_path / "image")
     assert not image.path("/srv/app").exists()  # the installed package serves, not a copy
     assert not image.path("/opt/venv/bin/pytest").exists()  # no dev tools in the image
@@ -114,7 +130,7 @@ def test_the_images_command_and_healthcheck(
     assert services["app"]["healthcheck"]["test"] == ["CMD", *probe]
     assert image_env["ENVIRONMENT"] == "production"
 
-    name = f"ckt_{RUN_ID}_{database_server.database}_image"
+    name = f"ckt_{RUN_ID}_{database_server.database}_{auth}_image"
     throwaway_databases.append(name)
     database_server.create(name)
     url = database_server.url(name)  # compose's points at its `db` service instead
@@ -133,6 +149,8 @@ def test_the_images_command_and_healthcheck(
         with serve_baked(
             image.cwd, {**env, **container}, command=_here(image, command, port), port=port
         ) as base_url:
+            token = env["METRICS_TOKEN"]
+            before = _requests_counted(base_url, "/livez", token)  # serve_baked's own wait
             for _ in range(20):  # spread over the workers
                 assert httpx.get(f"{base_url}/livez", timeout=5).status_code == 200
             healthcheck = subprocess.run(_here(image, probe, port), timeout=10, check=False)
@@ -140,7 +158,7 @@ def test_the_images_command_and_healthcheck(
             assert httpx.get(f"{base_url}/readyz", timeout=5).status_code == ready
             # Whichever worker answers, /metrics counts every worker's requests.
             for _ in range(WORKERS):
-                assert _requests_counted(base_url, "/livez") == 21
+                assert _requests_counted(base_url, "/livez", token) == before + 21
 
     assert "alembic_version" not in asyncio.run(_tables(url))  # the CMD migrated nothing
     migrate_env = {

@@ -2,9 +2,11 @@
 
 Every document is valid against the Kubernetes JSON schemas that kubernetes-validate
 bundles (strict: no unknown field), and so is what kustomize builds from them (with the
-PgBouncer component and without). The kustomizations list exactly their files. Whatever
-must agree with the rest of the bake does: the port and the user of the Dockerfile, the
-probes and the metrics path of the app (served for real, on the manifests' settings),
+components and without); the Prometheus Operator's ServiceMonitor, which they do not
+know, against the operator's own models (cloudcoil's, generated from its CRDs; strict
+too). The kustomizations list exactly their files. Whatever must agree with the rest
+of the bake does: the port and the user of the Dockerfile, the probes and the metrics
+scrape of the app, token and all (served for real, on the manifests' settings),
 one image everywhere, every ConfigMap and Secret key a setting of `app/settings.py`, the
 shipped Secret refused by those settings until its placeholders are replaced, the
 migration Job's command the one of compose's `migrate`, and the commands of the Job, of
@@ -28,6 +30,7 @@ import httpx
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 from dockerfile_parse import DockerfileParser
+from pydantic import ValidationError
 from ruamel.yaml import YAML
 from sqlalchemy.engine import make_url
 
@@ -58,7 +61,9 @@ WITHOUT_MANIFESTS = [
     Variant("mysql", "yes", "no", TEST_PYTHON_VERSION, use_docker="no"),
 ]
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
-PGBOUNCER_COMPONENT = "# components:\n#   - pgbouncer\n"
+COMPONENTS = "# components:\n"
+# The optional parts (kustomize Components), by database.
+COMPONENT_FOLDERS = {"postgresql": ["monitoring", "pgbouncer"], "mysql": ["monitoring"]}
 PGBOUNCER_IMAGE = re.compile(r"edoburu/pgbouncer:v\d+\.\d+\.\d+-p\d+")
 # Variables that the edoburu/pgbouncer image's entrypoint.sh reads (v1.25.2-p0; not all
 # of them): PgBouncer's keys must be among them, or the image would silently ignore them.
@@ -78,6 +83,8 @@ PGBOUNCER_VARIABLES = frozenset(
 NOT_SETTINGS = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
 # The servers' default max_connections: the manifests' pools must fit in it.
 DEFAULT_MAX_CONNECTIONS = {"postgresql": 100, "mysql": 151}
+# Kinds of the Prometheus Operator, which kubernetes-validate has no schema for.
+OPERATOR_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 MAX_NAME = {"CronJob": 52}  # the controller appends 11 characters to a Job's name
 MAX_LABEL = 63
@@ -241,6 +248,9 @@ def _strict_errors(documents: list[dict[str, Any]], where: str) -> list[str]:
     errors = []
     for document in documents:
         name = f"{where}: {document.get('kind')}/{document.get('metadata', {}).get('name')}"
+        if (document.get("apiVersion"), document.get("kind")) in OPERATOR_KINDS:
+            errors += [f"{name}: {error}" for error in _operator_errors(document)]
+            continue
         try:
             kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -249,6 +259,34 @@ def _strict_errors(documents: list[dict[str, Any]], where: str) -> list[str]:
         except kubernetes_validate.SchemaNotFoundError as error:
             errors.append(f"{name}: {error.message}")
     return errors
+
+
+def _operator_errors(document: dict[str, Any]) -> list[str]:
+    """A Prometheus Operator resource against the operator's models (cloudcoil's,
+    generated from its CRDs), as strictly as kubernetes-validate: a field the model
+    does not know is an error, not dropped."""
+    from cloudcoil.models.prometheus_operator import v1  # a few seconds: only when needed
+
+    model = getattr(v1, document["kind"])
+    try:
+        parsed = model.model_validate(document)
+    except ValidationError as error:
+        return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+    kept = parsed.model_dump(by_alias=True, exclude_unset=True, mode="json")
+    return [f"{path}: unknown field" for path in _dropped(document, kept)]
+
+
+def _dropped(given: Any, kept: Any, path: str = "") -> list[str]:
+    """The paths of `given` that `kept` (the model's dump of it) lost."""
+    lost: list[str] = []
+    if isinstance(given, dict) and isinstance(kept, dict):
+        for key, value in given.items():
+            where = f"{path}.{key}" if path else key
+            lost += _dropped(value, kept[key], where) if key in kept else [where]
+    elif isinstance(given, list) and isinstance(kept, list):
+        for index, (value, dumped) in enumerate(zip(given, kept, strict=True)):
+            lost += _dropped(value, dumped, f"{path}.{index}")
+    return lost
 
 
 def _kustomize(folder: Path) -> list[dict[str, Any]]:
@@ -269,17 +307,19 @@ def _kustomize(folder: Path) -> list[dict[str, Any]]:
     return _load_all(result.stdout)
 
 
-def _with_pgbouncer(project: Path, tmp_path: Path) -> Path:
-    """A copy of the manifests with the PgBouncer component turned on, as the
-    kustomization's comment says to."""
-    copy = tmp_path / "kubernetes"
+def _with(project: Path, tmp_path: Path, *components: str) -> Path:
+    """A copy of the manifests with `components` turned on, as the kustomization's
+    comment says to: `components:` and their lines uncommented."""
+    copy = tmp_path / "-".join(("kubernetes", *components))
     shutil.copytree(_deploy(project), copy)
     text = (copy / "kustomization.yaml").read_text(encoding="utf-8")
-    assert text.count(PGBOUNCER_COMPONENT) == 1
-    uncommented = PGBOUNCER_COMPONENT.replace("# ", "").replace("#", "")
-    (copy / "kustomization.yaml").write_text(
-        text.replace(PGBOUNCER_COMPONENT, uncommented), encoding="utf-8"
-    )
+    assert text.count(COMPONENTS) == 1
+    text = text.replace(COMPONENTS, COMPONENTS.removeprefix("# "))
+    for component in components:
+        line = f"#   - {component}\n"
+        assert text.count(line) == 1, component
+        text = text.replace(line, line.removeprefix("#"))
+    (copy / "kustomization.yaml").write_text(text, encoding="utf-8")
     return copy
 
 
@@ -304,19 +344,19 @@ def test_the_kustomizations_list_exactly_their_files(bakery: Bakery, variant: Va
     files = {p.name for p in folder.iterdir() if p.is_file() and p.name != "kustomization.yaml"}
     assert sorted(base["resources"]) == sorted(files)
     assert (folder / "purge-cronjob.yaml").exists() == (variant.include_example_models == "yes")
-    # The only folder is the PgBouncer component (PostgreSQL), off until uncommented.
+    # The only folders are the optional components, each off until uncommented.
     folders = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert folders == COMPONENT_FOLDERS[variant.database]
     text = (folder / "kustomization.yaml").read_text(encoding="utf-8")
-    if variant.database == "postgresql":
-        assert folders == ["pgbouncer"]
-        assert PGBOUNCER_COMPONENT in text
-        component = _kustomization(folder / "pgbouncer")
+    assert "components" not in _kustomization(folder)
+    for name in folders:
+        assert f"#   - {name}\n" in text
+        component = _kustomization(folder / name)
         assert component["kind"] == "Component"
-        listed = [*component["resources"], *_patch_files(folder / "pgbouncer")]
-        present = [p.name for p in (folder / "pgbouncer").iterdir() if p.is_file()]
+        listed = [*component["resources"], *_patch_files(folder / name)]
+        present = [p.name for p in (folder / name).iterdir() if p.is_file()]
         assert sorted(listed) == sorted(set(present) - {"kustomization.yaml"})
-    else:
-        assert folders == []
+    if variant.database != "postgresql":
         assert "pgbouncer" not in text.lower()
 
 
@@ -365,10 +405,11 @@ def test_what_kustomize_builds_is_valid_kubernetes(
     ]
     assert sorted((r["kind"], r["metadata"]["name"]) for r in built) == sorted(expected)
     assert {c["image"] for c in _app_containers(project, built)} == {f"{project.name}:{tag}"}
-    if variant.database == "postgresql":
-        with_pgbouncer = _kustomize(_with_pgbouncer(project, tmp_path))
-        assert _strict_errors(with_pgbouncer, "kubectl kustomize (pgbouncer)") == []
-        assert len(with_pgbouncer) == len(built) + 6
+    added = {"pgbouncer": 6, "monitoring": 1}  # resources each component adds
+    for component in COMPONENT_FOLDERS[variant.database]:
+        with_it = _kustomize(_with(project, tmp_path, component))
+        assert _strict_errors(with_it, f"kubectl kustomize ({component})") == []
+        assert len(with_it) == len(built) + added[component]
 
 
 def _with_tag(project: Path, tmp_path: Path, tag: str) -> Path:
@@ -435,13 +476,22 @@ def test_ports_probes_and_shutdown_agree_with_the_image(bakery: Bakery, variant:
     assert app["readinessProbe"]["httpGet"]["path"] == "/readyz"
     for probe in ("livenessProbe", "startupProbe", "readinessProbe"):
         assert port(app[probe]) == int(image.option("--port")), probe
-    annotations = pod["metadata"]["annotations"]
-    assert int(annotations["prometheus.io/port"]) == int(image.option("--port"))
-    assert annotations["prometheus.io/path"] == "/metrics"
+    assert "annotations" not in pod["metadata"]  # prometheus.io/* would scrape without the token
     # The Service reaches the container port by its name.
-    (service_port,) = _one(resources, "Service", name)["spec"]["ports"]
+    service = _one(resources, "Service", name)
+    (service_port,) = service["spec"]["ports"]
     assert service_port["targetPort"] in ports
-    assert _one(resources, "Service", name)["spec"]["selector"] == pod["metadata"]["labels"]
+    assert service["spec"]["selector"] == pod["metadata"]["labels"]
+    # The ServiceMonitor scrapes /metrics through that Service's port, with the token.
+    (monitor,) = _load_all((_deploy(project) / "monitoring" / "servicemonitor.yaml").read_text())
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert monitor["spec"]["selector"]["matchLabels"] == service["metadata"]["labels"]
+    assert (endpoint["port"], endpoint["path"]) == (service_port["name"], "/metrics")
+    credentials = endpoint["authorization"]["credentials"]
+    secret = _one(resources, "Secret", credentials["name"])
+    assert endpoint["authorization"]["type"] == "Bearer"
+    assert credentials["key"] == "METRICS_TOKEN"
+    assert credentials["key"] in secret["stringData"]
     # /readyz gives up before the probe does.
     settings = _environment(app, resources)
     assert float(settings["READINESS_TIMEOUT"]) < app["readinessProbe"]["timeoutSeconds"]
@@ -686,18 +736,22 @@ def test_the_commands_run_as_written(
     assert result.returncode == 0, tail(result.stdout)
     assert "done: 0 users and 0 posts purged" in result.stdout
 
-    # 4. The web container, on the manifests' settings: its probes and metrics answer.
+    # 4. The web container, on the manifests' settings: its probes answer, and its
+    # metrics answer the ServiceMonitor's scrape (with the Secret's token), nobody else.
     (app,) = pods[f"Deployment/{name}"]["containers"]
-    annotations = _one(resources, "Deployment", name)["spec"]["template"]["metadata"]
-    metrics_path = annotations["annotations"]["prometheus.io/path"]
-    with serve_baked(project, environment(app)) as base_url:
-        paths = httpx.get(f"{base_url}/openapi.json", timeout=5).json()["paths"]
+    (monitor,) = _load_all((_deploy(project) / "monitoring" / "servicemonitor.yaml").read_text())
+    (endpoint,) = monitor["spec"]["endpoints"]
+    web = environment(app)
+    token = web[endpoint["authorization"]["credentials"]["key"]]
+    with serve_baked(project, web) as base_url:
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             path = app[probe]["httpGet"]["path"]
-            assert path in paths, probe
             response = httpx.get(f"{base_url}{path}", timeout=app[probe].get("timeoutSeconds", 1))
             assert response.status_code == 200, (probe, response.text)
-        assert httpx.get(f"{base_url}{metrics_path}", timeout=5).status_code == 200
+        metrics = f"{base_url}{endpoint['path']}"
+        assert httpx.get(metrics, timeout=5).status_code == 401
+        scraped = httpx.get(metrics, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert scraped.status_code == 200
 
 
 # ---------------------------------------------------------------------------
@@ -706,7 +760,7 @@ def test_the_commands_run_as_written(
 
 def test_pgbouncer_component_wires_the_web_pods_through_it(bakery: Bakery, tmp_path: Path) -> None:
     project = bakery.project(Variant("postgresql", "yes", "no", TEST_PYTHON_VERSION))
-    built = _kustomize(_with_pgbouncer(project, tmp_path))
+    built = _kustomize(_with(project, tmp_path, "pgbouncer"))
     base = _kustomize(_deploy(project))
     name = _one(base, "Deployment")["metadata"]["name"]
     pods = _pod_specs(built)

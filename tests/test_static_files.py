@@ -30,6 +30,8 @@ STATIC_VARIANTS = [
     for ci in ("github", "gitlab")
 ]
 DATABASE_IMAGES = {"postgresql": "postgres:", "mysql": "mariadb:"}
+AUTHS = ("none", "jwt")
+PLACEHOLDER = "change-me"  # .env.example's, for every secret
 
 
 def _validate(document: Any, schema_name: str) -> None:
@@ -95,6 +97,28 @@ def test_compose_file(bakery: Bakery, variant: Variant) -> None:
     else:
         assert "db" not in services
         assert "db-data:/data" in services["app"]["volumes"]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [Variant(d, "yes", "no", "3.11", auth=auth) for d in DATABASES for auth in AUTHS],
+    ids=str,
+)
+def test_compose_passes_every_secret(bakery: Bakery, variant: Variant) -> None:
+    """Each secret that .env holds (the post-generation hook's random values for the
+    placeholders of .env.example) reaches the app and the migration, and compose
+    refuses to start without it; the image itself runs in production, where the app
+    refuses to start without its keys."""
+    project = bakery.project(variant)
+    example = dotenv_values(project / ".env.example")
+    secrets = {name for name, value in example.items() if value == PLACEHOLDER} - {"DB_PASSWORD"}
+    assert {"SECRET_KEY", "METRICS_TOKEN"} <= secrets
+    assert ("JWT_SECRET_KEY" in secrets) == (variant.auth == "jwt")
+    services = _yaml(project / "docker-compose.yml")["services"]
+    for service in ("app", "migrate"):
+        environment = services[service]["environment"]
+        for name in secrets:
+            assert environment[name] == f"${{{name}:?set {name} in .env}}", (service, name)
 
 
 def _assert_env_logs_into_composes_database(

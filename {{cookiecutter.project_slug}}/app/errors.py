@@ -10,9 +10,10 @@ HTTP call, say) is a bug or an outage of something else, and answers 500 through
 
 import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError
@@ -25,6 +26,11 @@ logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "2"
 INTERNAL_ERROR = {"detail": "internal error"}
+# A 422's size, whatever the input: errors listed, characters per message and per
+# part of a field's location.
+MAX_VALIDATION_ERRORS = 50
+MAX_MESSAGE_CHARS = 200
+MAX_LOC_CHARS = 100
 
 
 class DomainError(Exception):
@@ -54,10 +60,31 @@ async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> Response:
-    # FastAPI's default answer echoes the input as UTF-8, which fails (a 500) when
-    # the input holds a lone surrogate; escaping to ASCII always encodes.
-    body = json.dumps({"detail": jsonable_encoder(exc.errors())}, ensure_ascii=True)
+    """Each error names the field (`loc`) and the rule (`type`, `msg`), never the input:
+    FastAPI's default echoes it (`input`, `ctx`), handing a client's whole body back to
+    it and to every log and proxy on the way. What is left is bounded too: a message
+    may quote part of the input (email-validator lists the characters it refused), a
+    `loc` may hold a client's key, and a bulk body can fail on every row."""
+    errors = exc.errors()
+    detail = [_without_input(error) for error in errors[:MAX_VALIDATION_ERRORS]]
+    if len(errors) > MAX_VALIDATION_ERRORS:
+        more = len(errors) - MAX_VALIDATION_ERRORS
+        detail.append({"loc": [], "msg": f"and {more} more errors", "type": "too_many_errors"})
+    # ASCII escapes: a lone surrogate in a message cannot be encoded as UTF-8 (a 500).
+    body = json.dumps({"detail": detail}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
+
+
+def _without_input(error: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "loc": [p if isinstance(p, int) else _bounded(str(p), MAX_LOC_CHARS) for p in error["loc"]],
+        "msg": _bounded(str(error["msg"]), MAX_MESSAGE_CHARS),
+        "type": _bounded(str(error["type"]), MAX_LOC_CHARS),
+    }
+
+
+def _bounded(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 async def _stale_data(_: Request, exc: StaleDataError) -> JSONResponse:

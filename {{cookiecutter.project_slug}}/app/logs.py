@@ -64,6 +64,13 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("sqlalchemy.engine").setLevel(
         logging.INFO if settings.database_echo else logging.WARNING
     )
+{%- if cookiecutter.database == "sqlite" %}
+    # aiosqlite logs every statement with its values at DEBUG: not even LOG_LEVEL=DEBUG
+    # may put users' data in the logs, only DATABASE_ECHO.
+    logging.getLogger("aiosqlite").setLevel(
+        logging.DEBUG if settings.database_echo else logging.INFO
+    )
+{%- endif %}
     # uvicorn's loggers propagate to the root; its access log is replaced by the
     # app.request line (app.middleware).
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -6,6 +6,7 @@
 import asyncio
 import contextlib
 {% endif -%}
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,7 @@ from app.db.connection_budget import check_connection_budget
 from app.db.engine import create_engines
 from app.db.session import Database
 from app.db.slow_query_log import install_slow_query_log
+from app.edge import documentation_urls, install_edge
 from app.errors import register_error_handlers
 from app.logs import configure_logging
 from app.metrics import router as metrics_router
@@ -35,12 +37,16 @@ from app.probes import router as probes_router
 from app.settings import Settings, get_settings
 from app.tracing import stop_tracing, trace_requests, trace_statements
 
+logger = logging.getLogger(__name__)
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The engines of this process, disposed on shutdown so no connection outlives it."""
     settings: Settings = app.state.settings
     configure_logging(settings)
+    for warning in settings.startup_warnings:
+        logger.warning(warning)
     engines = create_engines(settings)
     if settings.db_slow_query_ms is not None:
         for engine in engines.pools.values():
@@ -79,11 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="{{ cookiecutter.description }}",
         debug=settings.debug,
         lifespan=lifespan,
+        **documentation_urls(settings),
     )
     app.state.settings = settings
 {%- if cookiecutter.auth == "jwt" %}
     app.state.passwords = Passwords(settings)
 {%- endif %}
+    # Added first, so it runs inside the request context: its answers are logged and counted.
+    install_edge(app, settings)
     app.add_middleware(
         RequestContextMiddleware, log_requests=settings.log_requests, debug=settings.debug
     )
@@ -95,11 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
 {%- if cookiecutter.auth == "jwt" %}
     app.include_router(probes_router, dependencies=[PUBLIC])
-    app.include_router(metrics_router, dependencies=[PUBLIC])
 {%- else %}
     app.include_router(probes_router)
-    app.include_router(metrics_router)
 {%- endif %}
+    app.include_router(metrics_router)
 {%- if users %}
     app.include_router(api_router)
 {%- endif %}

@@ -5,6 +5,10 @@ the raw path, so ids cannot multiply the series; paths no route matched share on
 label) and status; latency is a histogram by method and route. The pool gauges are
 read from SQLAlchemy's pools when /metrics is scraped.
 
+With METRICS_TOKEN set, /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`
+(401 otherwise): on the service's own port, since a second port would be served by
+one worker of several only.
+
 Several worker processes: set PROMETHEUS_MULTIPROC_DIR to an empty directory.
 Each worker then writes its samples there, refreshes its pool gauges every second,
 and whichever worker answers /metrics adds up all of them (docs/operations.md).
@@ -13,12 +17,13 @@ Docs: https://prometheus.github.io/client_python/multiprocess/
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -91,7 +96,21 @@ def observe_pools(pools: Mapping[str, AsyncEngine]) -> None:
         POOL_OVERFLOW.labels(name).set(max(0, pool.overflow()))
 
 
-@router.get("/metrics", include_in_schema=False)
+def require_metrics_token(request: Request) -> None:
+    """With METRICS_TOKEN set, the scraper must send it; compared in constant time."""
+    token: str | None = request.app.state.settings.metrics_token
+    if token is None:
+        return
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.encode(), token.encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="metrics need Authorization: Bearer <METRICS_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_metrics_token)])
 async def metrics(request: Request) -> Response:
     observe_pools(request.app.state.engines.pools)
     if MULTIPROCESS_DIR:

@@ -7,12 +7,21 @@ name (e.g. `DB_POOL_SIZE=20`).
 Docs: https://docs.pydantic.dev/latest/concepts/pydantic_settings/
 """
 
+import secrets
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -20,6 +29,9 @@ DRIVER = "{{ cookiecutter.__url_scheme }}"
 EXAMPLE_URL = "{{ cookiecutter.__database_url }}"
 # .env.example holds this placeholder; only ENVIRONMENT=development accepts it.
 PLACEHOLDER = "change-me"
+# The keys that sign what clients hold{% if cookiecutter.auth == "jwt" %} (cursors, tokens){% else %} (cursors){% endif %}: HMAC-SHA256 wants 256 bits.
+SIGNING_KEYS = ("secret_key",{% if cookiecutter.auth == "jwt" %} "jwt_secret_key"{% endif %})
+SECRET_MIN_BYTES = 32
 {%- if db == "mysql" %}
 IsolationLevel = Literal["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"]
 {%- endif %}
@@ -43,15 +55,23 @@ class PoolOptions:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # hide_input_in_errors: a refused setting is never printed, nor any other (secrets).
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
-    environment: Literal["development", "test", "production"] = "development"
+    # The signing keys this process made up (development only): said at start-up.
+    _made_up_keys: list[str] = PrivateAttr(default_factory=list)
+
+    # Never silently development: that is the one environment that makes up its own keys.
+    environment: Literal["development", "test", "production"] = "production"
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     log_requests: bool = Field(default=True, description="One log line per request.")
+    # repr=False: no key in a repr of the settings (a log line, a traceback).
     secret_key: str = Field(
-        default=PLACEHOLDER, min_length=8, description="Signs pagination cursors."
+        default="", repr=False, description="Signs pagination cursors (32+ bytes)."
     )
     readiness_timeout: float = Field(
         default=1.0, gt=0, description="Seconds /readyz waits for each database to answer."
@@ -67,6 +87,25 @@ class Settings(BaseSettings):
         default=False, description="Trace requests and SQL with OpenTelemetry (the otel extra)."
     )
     otel_service_name: str = "{{ cookiecutter.project_slug }}"
+
+    # The edge (app/edge.py, docs/security.md)
+    max_request_bytes: int = Field(
+        default=1_048_576, ge=1, description="The largest request body; a larger one gets 413."
+    )
+{%- if cookiecutter.__users == "yes" %}
+    bulk_max_request_bytes: int = Field(
+        default=8 * 1_048_576, ge=1, description="The same for the bulk endpoints (app/edge.py)."
+    )
+{%- endif %}
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins browsers may call from, comma-separated."
+    )
+    docs_enabled: bool | None = Field(
+        default=None, description="Serve /docs, /redoc, /openapi.json; unset: in development."
+    )
+    metrics_token: str | None = Field(
+        default=None, repr=False, description="The bearer token /metrics asks; unset: none."
+    )
 
     database_url: str = EXAMPLE_URL
     database_echo: bool = Field(
@@ -164,7 +203,7 @@ class Settings(BaseSettings):
 
     # Authentication (app/auth, docs/auth.md).
     jwt_secret_key: str = Field(
-        default=PLACEHOLDER, description="Signs access and refresh tokens (HS256)."
+        default="", repr=False, description="Signs access and refresh tokens (HS256, 32+ bytes)."
     )
     access_token_minutes: int = Field(default=15, ge=1, le=24 * 60)
     refresh_token_days: int = Field(default=14, ge=1, le=365)
@@ -191,13 +230,6 @@ class Settings(BaseSettings):
     # addresses or CIDRs; uvicorn reads the same variable). Never "*" behind a load
     # balancer that passes a client's own X-Forwarded-For through: docs/security.md.
     forwarded_allow_ips: str = "127.0.0.1"
-
-    @field_validator("jwt_secret_key")
-    @classmethod
-    def _long_enough(cls, value: str) -> str:
-        if value != PLACEHOLDER and len(value.encode()) < 32:
-            raise ValueError("JWT_SECRET_KEY must be at least 32 bytes (HS256 needs 256 bits)")
-        return value
 {%- endif %}
 
     @field_validator("database_url"{% if db != "sqlite" %}, "database_replica_url"{% endif %})
@@ -211,25 +243,78 @@ class Settings(BaseSettings):
             url = None
         if url is None or url.drivername != DRIVER:
             name = (info.field_name or "").upper()
-            raise ValueError(f"{name} must be a {DRIVER} URL, e.g. {EXAMPLE_URL!r}; got {value!r}")
+            # The password, if any, stays out of the message (it goes to the logs).
+            got = repr(url.render_as_string(hide_password=True)) if url else "something else"
+            raise ValueError(f"{name} must be a {DRIVER} URL, e.g. {EXAMPLE_URL!r}; got {got}")
         return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        # Browsers send an origin in lower case: scheme://host[:port], nothing more.
+        origins = [origin.lower() for origin in origins]
+        for origin in origins:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or parts.username is not None
+                or origin != f"{parts.scheme}://{parts.netloc}"
+            ):
+                raise ValueError(
+                    "CORS_ORIGINS lists origins such as https://app.example.com "
+                    "(scheme, host, port if any; no path, no '*')"
+                )
+        return origins
+
+    @model_validator(mode="after")
+    def _check_signing_keys(self) -> Self:
+        """Every signing key is a real one. Unset or the placeholder, it stops the
+        service, except with ENVIRONMENT=development set: that makes up a random key
+        for this process (a warning at start-up says so). A key anyone knows would
+        let anyone sign what this service trusts."""
+        problems = []
+        for field in SIGNING_KEYS:
+            name, key = field.upper(), getattr(self, field)
+            if key in ("", PLACEHOLDER) and self.environment == "development":
+                setattr(self, field, secrets.token_urlsafe(SECRET_MIN_BYTES))
+                self._made_up_keys.append(name)
+            elif key == "":
+                problems.append(
+                    f"{name} is not set; set a random one of at least {SECRET_MIN_BYTES} bytes "
+                    "(python -c 'import secrets; print(secrets.token_urlsafe(32))'), "
+                    "or ENVIRONMENT=development for a key made up per process"
+                )
+            elif key == PLACEHOLDER:
+                problems.append(
+                    f"{name} is the placeholder from .env.example; set a random one "
+                    "(only ENVIRONMENT=development accepts it)"
+                )
+            elif len(key.encode()) < SECRET_MIN_BYTES:
+                problems.append(f"{name} must be at least {SECRET_MIN_BYTES} bytes")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Self:
+        token = self.metrics_token
+        if token not in (None, PLACEHOLDER) and len(token.encode()) < SECRET_MIN_BYTES:
+            raise ValueError(f"METRICS_TOKEN must be at least {SECRET_MIN_BYTES} bytes")
         if self.environment == "development":
             return self
-        if self.secret_key == PLACEHOLDER:
+        if self.metrics_token == PLACEHOLDER:
             raise ValueError(
-                "SECRET_KEY is the placeholder from .env.example; set a random one "
+                "METRICS_TOKEN is the placeholder from .env.example; set a random one "
                 "(only ENVIRONMENT=development accepts it)"
             )
-{%- if cookiecutter.auth == "jwt" %}
-        if self.jwt_secret_key == PLACEHOLDER:
-            raise ValueError(
-                "JWT_SECRET_KEY is the placeholder from .env.example; set a random one "
-                "(only ENVIRONMENT=development accepts it)"
-            )
-{%- endif %}
 {%- if db != "sqlite" %}
         for name, url in (("DATABASE_URL", self.url), ("DATABASE_REPLICA_URL", self.replica_url)):
             if url is not None and url.password == PLACEHOLDER:
@@ -239,6 +324,27 @@ class Settings(BaseSettings):
                 )
 {%- endif %}
         return self
+
+    @property
+    def docs_served(self) -> bool:
+        """/docs, /redoc and /openapi.json: DOCS_ENABLED, else only in development."""
+        if self.docs_enabled is None:
+            return self.environment == "development"
+        return self.docs_enabled
+
+    @property
+    def startup_warnings(self) -> list[str]:
+        """What the service says once it has started: a key made up for this process,
+        /metrics open in production."""
+        warnings = [
+            f"{name} is unset or the placeholder: this process signs with a random key of its own "
+            "(ENVIRONMENT=development only); what it signed is void after a restart "
+            "and in any other process"
+            for name in self._made_up_keys
+        ]
+        if self.environment == "production" and self.metrics_token is None:
+            warnings.append("METRICS_TOKEN is not set: /metrics answers anyone who reaches it")
+        return warnings
 
     @property
     def url(self) -> URL:
@@ -299,4 +405,19 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """This process's settings. Bad ones stop it with one line that names each
+    variable and the rule, never a value (the app, alembic and the scripts alike)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SystemExit(f"invalid settings: {describe(error)}") from None
+
+
+def describe(error: ValidationError) -> str:
+    """A ValidationError of Settings in one line, without the input."""
+    problems = []
+    for problem in error.errors(include_input=False, include_url=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        name = str(problem["loc"][0]).upper() if problem["loc"] else ""
+        problems.append(message if not name or name in message else f"{name}: {message}")
+    return "; ".join(problems)

@@ -70,7 +70,8 @@ def test_settings() -> Settings:
     settings = Settings(
         database_url=SuiteSettings().test_database_url,
         environment="test",
-        secret_key="test-only-secret-key",  # noqa: S106 -- signs the tests' cursors
+        secret_key="test-only-secret-key-of-32-bytes",  # noqa: S106 -- signs the cursors
+        metrics_token=None,  # /metrics open, whatever .env says (tests/test_edge.py sets one)
 {%- if auth %}
         jwt_secret_key="test-only-jwt-secret-key-of-32-bytes",  # noqa: S106
         # Cheap hashes: the suite registers many users (tests/test_auth.py checks

@@ -59,7 +59,7 @@ async def _start(
             **os.environ,
             "DATABASE_URL": url,
             "ENVIRONMENT": "test",
-            "SECRET_KEY": "test-only-secret-key",
+            "SECRET_KEY": "test-only-secret-key-of-32-bytes",
             **(extra or {}),
         },
         stdout=asyncio.subprocess.PIPE,

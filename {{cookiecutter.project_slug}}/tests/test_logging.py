@@ -132,3 +132,21 @@ async def test_a_database_error_shows_none_of_the_values_it_was_sent(
             await engines.dispose()
         assert "no_such_table" in str(raised.value)
         assert (personal in str(raised.value)) is shown, str(raised.value)
+
+
+async def test_debug_logs_show_no_values_sent_to_the_database(
+    test_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """LOG_LEVEL=DEBUG shows more of the app and its libraries, never the values of a
+    statement (personal data): only DATABASE_ECHO does."""
+    marker = "someone@example.com"
+    debug = test_settings.model_copy(update={"log_level": "DEBUG", "log_requests": False})
+    app = create_app(debug)
+
+    @app.get("/_probe/value")
+    async def value(connection: ReadConnection) -> dict[str, str]:
+        return {"value": str(await connection.scalar(text("SELECT :v"), {"v": marker}))}
+
+    async with serve(app) as client:
+        assert (await client.get("/_probe/value")).json() == {"value": marker}
+    assert marker not in capsys.readouterr().err

@@ -11,6 +11,7 @@ with two, and checks every route as anonymous, owner, another user and admin):
 - `SelfOnly`: the user named by `{user_id}` in the path (posting as them).
 - `AdminOnly`: an admin: a user with the `admin` role, which only an admin (or
   `python -m scripts.users grant-admin EMAIL`) can give.
+- `require_metrics_token` (app.metrics): the scraper, with METRICS_TOKEN when set.
 
 An access token must verify (app.auth.tokens), its user must be live (deleting an
 account ends its tokens at once) and it must carry the user's current token
@@ -32,6 +33,7 @@ from sqlalchemy import bindparam, exists, select
 
 from app.auth.tokens import InvalidTokenError, decode
 from app.db.session import database
+from app.metrics import require_metrics_token
 from app.settings import Settings
 from app.users.models import Role, User, user_roles
 
@@ -139,4 +141,6 @@ SelfOnly = Annotated[Caller, Depends(self_only)]
 # For endpoints that need the rule but not the caller: `dependencies=[ADMIN_ONLY]`.
 SIGNED_IN = Depends(signed_in)
 ADMIN_ONLY = Depends(admin_only)
-RULES: frozenset[Any] = frozenset({public, anyone, signed_in, admin_only, self_or_admin, self_only})
+RULES: frozenset[Any] = frozenset(
+    {public, anyone, signed_in, admin_only, self_or_admin, self_only, require_metrics_token}
+)

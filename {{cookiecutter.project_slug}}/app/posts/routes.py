@@ -24,6 +24,7 @@ from fastapi.responses import StreamingResponse
 from app.auth.access import SIGNED_IN, Anyone, SelfOnly
 {% endif -%}
 from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession, database
+from app.edge import body_limit
 from app.pages import PageParams, link_next_page, start_of_page
 from app.posts import repository
 from app.posts.schemas import PostBulkCreate, PostBulkCreated, PostCreate, PostExportRow, PostRead
@@ -96,6 +97,7 @@ async def list_user_posts(
     "/users/{user_id}/posts/bulk",
     status_code=status.HTTP_201_CREATED,
     responses=NOT_FOUND{% if auth %} | NOT_YOURS{% endif %},
+    openapi_extra=body_limit("bulk_max_request_bytes"),
 )
 async def bulk_create_posts(
     user_id: uuid.UUID,

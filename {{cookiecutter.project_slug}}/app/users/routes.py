@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from app.auth.access import ADMIN_ONLY, Anyone, SelfOrAdmin, SignedIn, forbidden
 {% endif -%}
 from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession
+from app.edge import body_limit
 from app.pages import PageParams, link_next_page, start_of_page
 from app.schemas import Text
 from app.users import repository
@@ -131,7 +132,14 @@ async def post_counts(
 {%- endif %}
 
 
-@router.post("/import"{% if auth %}, responses=NOT_ADMIN, dependencies=[ADMIN_ONLY]{% endif %})
+@router.post(
+    "/import",
+{%- if auth %}
+    responses=NOT_ADMIN,
+    dependencies=[ADMIN_ONLY],
+{%- endif %}
+    openapi_extra=body_limit("bulk_max_request_bytes"),
+)
 async def import_users(data: UserImport, session: WriteSession) -> list[UserImportResult]:
     """Create many users; duplicates are reported per row, the rest are created."""
     return await repository.import_users(session, data.users)
