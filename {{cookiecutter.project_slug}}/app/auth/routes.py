@@ -15,9 +15,15 @@ from app.auth import accounts, refresh, tokens
 from app.auth.dependencies import passwords_of, settings_of, unauthorized
 from app.auth.schemas import RefreshRequest, Registration, TokenPair
 from app.db.keys import new_id
+{%- if cookiecutter.task_queue == "taskiq" %}
+from app.db.outbox import enqueue
+{%- endif %}
 from app.db.session import database
 from app.db.types import utcnow
 from app.errors import InvalidInputError
+{%- if cookiecutter.task_queue == "taskiq" %}
+from app.tasks.welcome_email import send_welcome_email
+{%- endif %}
 from app.users import repository as users
 from app.users.schemas import UserCreate, UserRead
 
@@ -51,9 +57,17 @@ async def register(data: Registration, request: Request) -> UserRead:
         raise InvalidInputError(f"password: at least {minimum} characters")
     password_hash = await passwords_of(request).hash(data.password)
     async with database(request).transaction() as connection:
+{%- if cookiecutter.task_queue == "taskiq" %}
+        user = await users.create_user(
+            connection, UserCreate(email=data.email, full_name=data.full_name), password_hash
+        )
+        await enqueue(connection, send_welcome_email, user_id=user.id)
+        return user
+{%- else %}
         return await users.create_user(
             connection, UserCreate(email=data.email, full_name=data.full_name), password_hash
         )
+{%- endif %}
 
 
 @router.post("/token", responses={401: {"description": LOGIN_FAILED}})

@@ -20,9 +20,15 @@ from fastapi import APIRouter, Query, Request, Response, status
 {% if auth -%}
 from app.auth.dependencies import AUTHENTICATED, CurrentUserId, require_self
 {% endif -%}
+{% if cookiecutter.task_queue == "taskiq" -%}
+from app.db.outbox import enqueue
+{% endif -%}
 from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession
 from app.pages import PageParams, link_next_page, start_of_page
 from app.schemas import Text
+{% if cookiecutter.task_queue == "taskiq" -%}
+from app.tasks.welcome_email import send_welcome_email
+{% endif -%}
 from app.users import repository
 from app.users.schemas import (
     RoleAssign,
@@ -54,7 +60,14 @@ NOT_YOURS: Responses = UNAUTHORIZED | {403: {"description": "Not your user."}}
     dependencies=AUTHENTICATED,
 {%- endif %}
 )
-{%- if db == "sqlite" %}
+{%- if cookiecutter.task_queue == "taskiq" %}
+async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
+    """The user and its welcome email (app.tasks) commit together, or neither does."""
+    connection = await session.connection()
+    user = await repository.create_user(connection, data)
+    await enqueue(connection, send_welcome_email, user_id=user.id)
+    return user
+{%- elif db == "sqlite" %}
 async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
     return await repository.create_user(await session.connection(), data)
 {%- else %}

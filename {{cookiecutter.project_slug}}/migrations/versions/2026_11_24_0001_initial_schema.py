@@ -1,5 +1,37 @@
 {%- set db = cookiecutter.database -%}
-"""Initial schema{% if cookiecutter.include_example_models == "yes" %}: users, roles, user_roles, posts{% if cookiecutter.auth == "jwt" %}, refresh_tokens{% endif %}{% endif %}.
+{%- macro outbox_tables() %}
+    op.create_table(
+        "outbox",
+        sa.Column("id", UUID_KEY, nullable=False),
+        sa.Column("task", sa.String(length=200), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("request_id", sa.String(length=64), nullable=True),
+        sa.Column("created_at", UTC_TIMESTAMP, server_default=SERVER_NOW, nullable=False),
+        sa.Column("claimed_until", UTC_TIMESTAMP, nullable=True),
+        sa.Column("sent_at", UTC_TIMESTAMP, nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+    )
+{%- if db == "mysql" %}
+    op.create_index("ix_outbox_sent_at_id", "outbox", ["sent_at", "id"])
+{%- else %}
+    op.create_index(
+        "ix_outbox_pending_id", "outbox", ["id"], {{ db }}_where=sa.text("sent_at IS NULL")
+    )
+    op.create_index(
+        "ix_outbox_sent_at", "outbox", ["sent_at"], {{ db }}_where=sa.text("sent_at IS NOT NULL")
+    )
+{%- endif %}
+    op.create_table(
+        "processed_tasks",
+        sa.Column("outbox_id", UUID_KEY, nullable=False),
+        sa.Column("processed_at", UTC_TIMESTAMP, server_default=SERVER_NOW, nullable=False),
+        sa.PrimaryKeyConstraint("outbox_id", name=op.f("pk_processed_tasks")),
+    )
+    op.create_index(op.f("ix_processed_tasks_processed_at"), "processed_tasks", ["processed_at"])
+{%- endmacro -%}
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
+{%- set tasks = cookiecutter.task_queue == "taskiq" -%}
+"""Initial schema{% if examples %}: users, roles, user_roles, posts{% if cookiecutter.auth == "jwt" %}, refresh_tokens{% endif %}{% if tasks %}, outbox, processed_tasks{% endif %}{% elif tasks %}: outbox, processed_tasks{% endif %}.
 
 Written by hand and reviewed, with a fixed revision id; the tests prove it matches
 the models on this database (`tests/test_migrations.py`).
@@ -10,7 +42,7 @@ Create Date: 2026-11-24
 """
 
 from collections.abc import Sequence
-{% if cookiecutter.include_example_models == "yes" %}
+{% if examples or tasks %}
 import sqlalchemy as sa
 from alembic import op
 {%- if db == "mysql" %}
@@ -37,7 +69,7 @@ revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-{% if cookiecutter.include_example_models == "yes" %}
+{% if examples %}
 
 def _timestamps_and_soft_delete() -> list[sa.Column[object]]:
     return [
@@ -150,6 +182,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_refresh_tokens_family_id"), "refresh_tokens", ["family_id"])
     op.create_index(op.f("ix_refresh_tokens_user_id"), "refresh_tokens", ["user_id"])
 {%- endif %}
+{%- if tasks %}{{ outbox_tables() }}{%- endif %}
 
 
 def downgrade() -> None:
@@ -159,8 +192,21 @@ def downgrade() -> None:
 {%- else %}
     # Dropping a table drops its indexes and foreign keys with it.
 {%- endif %}
+{%- if tasks %}
+    op.drop_table("processed_tasks")
+    op.drop_table("outbox")
+{%- endif %}
     for table in ({% if cookiecutter.auth == "jwt" %}"refresh_tokens", {% endif %}"user_roles", "posts", "users", "roles"):
         op.drop_table(table)
+{%- elif tasks %}
+
+def upgrade() -> None:
+{{- outbox_tables() }}
+
+
+def downgrade() -> None:
+    op.drop_table("processed_tasks")
+    op.drop_table("outbox")
 {%- else %}
 
 def upgrade() -> None:
