@@ -13,7 +13,7 @@ SIGTERM or SIGINT: take no new task, let the tasks in hand finish for up to
 WORKER_SHUTDOWN_SECONDS, and exit; RabbitMQ delivers whatever was not
 acknowledged again, to another worker. A second signal exits at once. Exit status:
 0 stopped on a signal, 1 RabbitMQ, the database or the metrics port not usable at
-start-up, 2 a pool too small for the relay.
+start-up, 2 a pool too small for the relay, 130 stopped at once.
 """
 
 import asyncio
@@ -23,20 +23,17 @@ import sys
 
 import aiormq
 from sqlalchemy.exc import SQLAlchemyError
-from taskiq import AcknowledgeType
-from taskiq.receiver import Receiver
 
 from app.logs import configure_logging
 from app.settings import Settings, get_settings
-from app.tasks.broker import create_broker, worker_capacity, worker_database
-from app.tasks.metrics import serve_metrics
-from app.tasks.outcomes import OutcomeMiddleware, RequestIdMiddleware
-from app.tasks.publisher import Publisher, PublishFailedError
-from app.tasks.relay import Relay
+from app.tasks.broker import worker_capacity
+from app.tasks.publisher import PublishFailedError
+from app.tasks.worker import run_worker
 
 logger = logging.getLogger("scripts.worker")
 STARTUP_FAILED = 1
 POOL_TOO_SMALL = 2
+INTERRUPTED = 130
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -57,8 +54,7 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 async def run(settings: Settings) -> int:
     configure_logging(settings)
-    capacity = worker_capacity(settings)
-    if capacity < 1:
+    if worker_capacity(settings) < 1:
         logger.error(
             "WORKER_DB_POOL_SIZE + WORKER_DB_MAX_OVERFLOW leaves no connection for tasks "
             "beside the relay's: raise one of them"
@@ -66,29 +62,11 @@ async def run(settings: Settings) -> int:
         return POOL_TOO_SMALL
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    broker = create_broker(settings)
-    broker.is_worker_process = True
     try:
-        async with (
-            worker_database(settings) as database,
-            Publisher(settings) as publisher,
-            serve_metrics(settings.worker_metrics_port, settings.metrics_token),
-        ):
-            broker.state.database = database
-            broker.state.settings = settings
-            broker.add_middlewares(RequestIdMiddleware(), OutcomeMiddleware(publisher, settings))
-            receiver = Receiver(
-                broker,
-                max_async_tasks=capacity,
-                ack_type=AcknowledgeType.WHEN_EXECUTED,
-                wait_tasks_timeout=settings.worker_shutdown_seconds,
-            )
-            relay = Relay(database, publisher, settings)
-            logger.info("worker started: up to %d tasks at once", capacity)
-            try:
-                await asyncio.gather(receiver.listen(stop), relay.run(stop))
-            finally:
-                await broker.shutdown()
+        await run_worker(settings, stop)
+    except asyncio.CancelledError:
+        logger.warning("worker stopped at once: RabbitMQ delivers its tasks in hand again")
+        return INTERRUPTED
     except (OSError, aiormq.exceptions.AMQPError, PublishFailedError, SQLAlchemyError) as exc:
         logger.error("worker stopped: %r", exc)
         return STARTUP_FAILED

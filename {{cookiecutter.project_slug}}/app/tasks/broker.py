@@ -14,6 +14,7 @@ from typing import Any
 
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue
 
+from app import models  # noqa: F401 -- every model mapped before the first query
 from app.db.outbox import task_name
 from app.db.session import Database, job_database
 from app.settings import Settings

@@ -7,14 +7,17 @@ values and a warning is logged.
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import Gauge
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db.outbox import OutboxMessage
-from app.db.session import Database
 from app.db.types import utcnow
+
+if TYPE_CHECKING:  # app.db.session imports the pool, which imports app.metrics
+    from app.db.session import Database
 
 logger = logging.getLogger(__name__)
 PENDING = Gauge("outbox_pending", "Outbox rows not yet published.", multiprocess_mode="mostrecent")
@@ -28,7 +31,7 @@ _SUMMARY = select(func.count(), func.min(OutboxMessage.created_at)).where(
 )
 
 
-async def observe_outbox(database: Database, seconds: float) -> None:
+async def observe_outbox(database: "Database", seconds: float) -> None:
     try:
         async with asyncio.timeout(seconds), database.read() as connection:
             count, oldest = (await connection.execute(_SUMMARY)).one()

@@ -53,7 +53,7 @@ from app.tasks import metrics
 from app.tasks.publisher import Publisher, PublishFailedError
 
 logger = logging.getLogger(__name__)
-MAX_BACKOFF_SECONDS = 30.0
+MAX_BACKOFF_SECONDS = 10.0
 {%- if db == "postgresql" %}
 LISTEN_RETRY_SECONDS = 5.0
 {%- endif %}
@@ -135,7 +135,7 @@ class Relay:
                 claimed = await self.relay_batch()
                 backoff = poll
             except (SQLAlchemyError, PublishFailedError) as exc:
-                logger.warning("relay: %r; trying again in %.0f s", exc, backoff)
+                logger.warning("relay: %r; trying again in %.1f s", exc, backoff)
                 await _first_of(stop, seconds=backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
                 continue

@@ -1,0 +1,190 @@
+{%- set db = cookiecutter.database -%}
+{%- set examples = cookiecutter.include_example_models == "yes" -%}
+"""The outbox: a task exists exactly when the transaction that enqueued it commits;
+a task's work is recorded once; the purge removes what is no longer needed."""
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+{%- if examples %}
+from httpx import AsyncClient
+{%- endif %}
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.db.engine import Engines
+from app.db.outbox import NotInATransactionError, OutboxMessage, ProcessedTask, enqueue, task_name
+from app.db.session import Database, create_session_factory
+from app.db.types import utcnow
+from app.request_id import request_id_var
+{%- if examples %}
+from app.tasks.broker import TASKS
+{%- endif %}
+from app.tasks.once import is_processed, record_processed
+from app.tasks.purge import purge_outbox
+{%- if examples %}
+from app.tasks.welcome_email import send_welcome_email
+from tests.helpers import commits_fail
+{%- else %}
+from app.tasks.noop import noop
+{%- endif %}
+
+{%- if examples %}
+TASK = send_welcome_email
+ARGUMENTS = {"user_id": uuid.UUID(int=7)}
+{%- else %}
+TASK = noop
+ARGUMENTS = {"note": "hello"}
+{%- endif %}
+
+
+async def _outbox_rows(connection: AsyncConnection) -> int:
+    return int(await connection.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
+
+
+async def test_enqueue_writes_a_row_in_the_callers_transaction(
+    connection: AsyncConnection,
+) -> None:
+    token = request_id_var.set("req-42")
+    try:
+        message_id = await enqueue(connection, TASK, **ARGUMENTS)
+    finally:
+        request_id_var.reset(token)
+    row = (
+        await connection.execute(select(OutboxMessage).where(OutboxMessage.id == message_id))
+    ).one()
+    assert row.task == task_name(TASK)
+    assert row.payload == {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in ARGUMENTS.items()}
+    assert row.request_id == "req-42"
+    assert row.sent_at is None
+    assert row.claimed_until is None
+
+
+async def test_enqueue_through_a_write_session(connection: AsyncConnection) -> None:
+    factory = create_session_factory(connection, join_transaction_mode="create_savepoint")
+    async with factory() as session, session.begin():
+        await enqueue(session, TASK, **ARGUMENTS)
+    assert await _outbox_rows(connection) == 1
+
+
+async def test_enqueue_takes_keyword_arguments_only(connection: AsyncConnection) -> None:
+    with pytest.raises(TypeError, match="keyword only"):
+        await enqueue(connection, TASK, *ARGUMENTS.values())  # type: ignore[call-arg]
+
+
+async def test_a_rolled_back_transaction_enqueues_nothing(
+    committed: None, engines: Engines, engine: AsyncEngine
+) -> None:
+    database = Database(engines)
+    with pytest.raises(RuntimeError, match="the request failed"):
+        async with database.transaction() as connection:
+            await enqueue(connection, TASK, **ARGUMENTS)
+            raise RuntimeError("the request failed")
+    async with database.transaction() as connection:
+        await enqueue(connection, TASK, **ARGUMENTS)
+    async with engine.connect() as connection:
+        assert await _outbox_rows(connection) == 1
+
+
+async def test_a_connection_outside_a_transaction_is_refused(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        with pytest.raises(NotInATransactionError, match="write session or a transaction"):
+            await enqueue(connection, TASK, **ARGUMENTS)
+{%- if db == "postgresql" %}
+
+
+async def test_the_autocommit_primary_connection_is_refused(engines: Engines) -> None:
+    """PrimaryConnection's `begin()` opens no transaction on PostgreSQL: each statement
+    commits at once, so a task enqueued there would outlive a failed request."""
+    async with engines.primary.begin() as connection:
+        with pytest.raises(NotInATransactionError):
+            await enqueue(connection, TASK, **ARGUMENTS)
+        assert await _outbox_rows(connection) == 0
+{%- endif %}
+{%- if examples %}
+
+
+async def test_a_failed_request_enqueues_no_email(
+    live_client: AsyncClient, engine: AsyncEngine
+) -> None:
+    first = await live_client.post(
+        "/api/v1/users", json={"email": "ada@example.com", "full_name": "Ada"}
+    )
+    assert first.status_code == 201
+    taken = await live_client.post(
+        "/api/v1/users", json={"email": "ada@example.com", "full_name": "Ada again"}
+    )
+    assert taken.status_code == 409
+    async with engine.connect() as connection:
+        rows = (await connection.execute(select(OutboxMessage.payload))).scalars().all()
+    assert rows == [{"user_id": first.json()["id"]}]
+
+
+async def test_a_failed_commit_enqueues_no_email(
+    live_client: AsyncClient, engine: AsyncEngine
+) -> None:
+    with commits_fail():
+        response = await live_client.post(
+            "/api/v1/users", json={"email": "bob@example.com", "full_name": "Bob"}
+        )
+    assert response.status_code >= 500
+    async with engine.connect() as connection:
+        assert await _outbox_rows(connection) == 0
+
+
+def test_the_welcome_email_is_a_registered_task() -> None:
+    assert send_welcome_email in TASKS
+{%- endif %}
+
+
+async def test_a_task_is_recorded_once(connection: AsyncConnection) -> None:
+    task_id = uuid.uuid4()
+    assert not await is_processed(connection, task_id)
+    assert await record_processed(connection, task_id)
+    assert await is_processed(connection, task_id)
+    assert not await record_processed(connection, task_id)
+{%- if db != "sqlite" %}
+
+
+async def test_two_deliveries_at_once_record_the_task_once(
+    committed: None, engine: AsyncEngine
+) -> None:
+    """The second waits for the first's commit on the primary key, then sees it."""
+    task_id = uuid.uuid4()
+
+    async def deliver() -> bool:
+        async with engine.begin() as connection:
+            recorded = await record_processed(connection, task_id)
+            await asyncio.sleep(0.2)  # the task's work, inside the same transaction
+            return recorded
+
+    assert sorted(await asyncio.gather(deliver(), deliver())) == [False, True]
+{%- endif %}
+
+
+async def test_purge_removes_old_sent_rows_and_processed_ids_only(
+    committed: None, engines: Engines, engine: AsyncEngine
+) -> None:
+    database = Database(engines)
+    old, now = utcnow() - timedelta(days=40), utcnow()
+    async with database.transaction() as connection:
+        ids = [await enqueue(connection, TASK, **ARGUMENTS) for _ in range(5)]
+        await connection.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids[:3])).values(sent_at=old)
+        )
+        await connection.execute(
+            update(OutboxMessage).where(OutboxMessage.id == ids[3]).values(sent_at=now)
+        )
+        for task_id, when in ((ids[0], old), (ids[3], now)):
+            await connection.execute(
+                insert(ProcessedTask).values(outbox_id=task_id, processed_at=when)
+            )
+    purged = await purge_outbox(database, utcnow() - timedelta(days=30), batch_size=2)
+    assert (purged.sent, purged.processed) == (3, 1)
+    async with engine.connect() as connection:
+        left = set((await connection.execute(select(OutboxMessage.id))).scalars())
+        done = set((await connection.execute(select(ProcessedTask.outbox_id))).scalars())
+    assert left == {ids[3], ids[4]}  # sent recently, and not sent at all
+    assert done == {ids[3]}
