@@ -73,6 +73,7 @@ TASK_PATHS = (
     "app/db/outbox.py",
     "app/tasks",
     "scripts/worker.py",
+    "scripts/replay_dead_letters.py",
     "tests/tasks.py",
     "tests/test_outbox.py",
     "tests/test_relay.py",

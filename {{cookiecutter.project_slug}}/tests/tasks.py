@@ -61,16 +61,18 @@ async def delete_queues(settings: Settings) -> None:
         await channel.exchange_delete(topology.exchange)
 
 
-async def dead_letters(settings: Settings) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    """Everything in the dead-letter queue, taken off it."""
+async def dead_letters(
+    settings: Settings, *, keep: bool = False
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Everything in the dead-letter queue: taken off it, or `keep` it there."""
     connection = await aio_pika.connect(settings.broker_url)
-    taken = []
+    taken: list[aio_pika.abc.AbstractIncomingMessage] = []
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(Topology.of(settings).dead_letter_queue)
-        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        while (message := await queue.get(no_ack=not keep, fail=False)) is not None:
             taken.append(message)
-    return taken
+    return taken  # kept ones go back to the queue as the connection closes
 
 
 async def pending(engine: AsyncEngine) -> int:
@@ -84,7 +86,9 @@ async def pending(engine: AsyncEngine) -> int:
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
     """Poll `check` until it returns True; TimeoutError after `seconds`."""
     async with asyncio.timeout(seconds):
-        while not await check():
+        while True:
+            if await check():
+                return
             await asyncio.sleep(0.05)
 
 
@@ -136,12 +140,12 @@ class WorkerProcess:
 
     env: dict[str, str]
     log: Path
-    process: "subprocess.Popen[bytes] | None" = field(default=None, init=False)
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self, *argv: str) -> None:
         command = argv or ("-m", "scripts.worker")
         with self.log.open("ab") as output:
-            self.process = subprocess.Popen(  # noqa: ASYNC220 -- started, not waited for
+            self.process = subprocess.Popen(  # noqa: S603 -- this interpreter, fixed arguments
                 [sys.executable, *command],
                 cwd=PROJECT_ROOT,
                 env=self.env,
@@ -152,9 +156,10 @@ class WorkerProcess:
     async def wait(self, seconds: float = 30.0) -> int:
         assert self.process is not None
         async with asyncio.timeout(seconds):
-            while (code := self.process.poll()) is None:
+            while True:
+                if (code := self.process.poll()) is not None:
+                    return code
                 await asyncio.sleep(0.05)
-        return code
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -1,6 +1,7 @@
 """The example task (app.tasks.noop): enqueued, relayed and run by a worker in this
 process, its work recorded once though RabbitMQ delivers it twice."""
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -30,8 +31,13 @@ def test_the_noop_task_is_registered() -> None:
 
 
 async def test_a_noop_task_runs_once_though_delivered_twice(
-    committed: None, engines: Engines, engine: AsyncEngine, settings: Settings
+    committed: None,
+    engines: Engines,
+    engine: AsyncEngine,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="app.tasks.noop")
     database = Database(engines)
     async with database.transaction() as connection:
         task_id = await enqueue(connection, noop, note="hello")
@@ -47,8 +53,14 @@ async def test_a_noop_task_runs_once_though_delivered_twice(
             done = await connection.scalar(select(func.count()).select_from(ProcessedTask))
         return done == 1
 
+    async def both_delivered() -> bool:
+        return len([r for r in caplog.records if r.name == "app.tasks.noop"]) == 2
+
     async with worker_in_process(settings):
         await eventually(recorded)
+        await eventually(both_delivered)
+    lines = [r.getMessage() for r in caplog.records if r.name == "app.tasks.noop"]
+    assert sorted(lines) == [f"task {task_id}: already done", f"task {task_id}: done (hello)"]
     async with engine.connect() as connection:
         ids = (await connection.execute(select(ProcessedTask.outbox_id))).scalars().all()
     assert ids == [task_id]

@@ -3,7 +3,9 @@
 """The outbox: a task exists exactly when the transaction that enqueued it commits;
 a task's work is recorded once; the purge removes what is no longer needed."""
 
+{% if db != "sqlite" -%}
 import asyncio
+{% endif -%}
 import uuid
 from datetime import timedelta
 
@@ -12,7 +14,7 @@ import pytest
 from httpx import AsyncClient
 {%- endif %}
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.db.engine import Engines
 from app.db.outbox import NotInATransactionError, OutboxMessage, ProcessedTask, enqueue, task_name
@@ -21,23 +23,27 @@ from app.db.types import utcnow
 from app.request_id import request_id_var
 {%- if examples %}
 from app.tasks.broker import TASKS
+{%- else %}
+from app.tasks.noop import noop
 {%- endif %}
 from app.tasks.once import is_processed, record_processed
 from app.tasks.purge import purge_outbox
 {%- if examples %}
 from app.tasks.welcome_email import send_welcome_email
 from tests.helpers import commits_fail
-{%- else %}
-from app.tasks.noop import noop
 {%- endif %}
-
-{%- if examples %}
+{% if examples %}
 TASK = send_welcome_email
-ARGUMENTS = {"user_id": uuid.UUID(int=7)}
+USER_ID = uuid.UUID(int=7)
+PAYLOAD = {"user_id": str(USER_ID)}  # as JSON stores it
 {%- else %}
 TASK = noop
-ARGUMENTS = {"note": "hello"}
+PAYLOAD = {"note": "hello"}
 {%- endif %}
+
+
+async def _enqueue(target: AsyncConnection | AsyncSession) -> uuid.UUID:
+    return await enqueue(target, TASK, {% if examples %}user_id=USER_ID{% else %}note="hello"{% endif %})
 
 
 async def _outbox_rows(connection: AsyncConnection) -> int:
@@ -49,14 +55,14 @@ async def test_enqueue_writes_a_row_in_the_callers_transaction(
 ) -> None:
     token = request_id_var.set("req-42")
     try:
-        message_id = await enqueue(connection, TASK, **ARGUMENTS)
+        message_id = await _enqueue(connection)
     finally:
         request_id_var.reset(token)
     row = (
         await connection.execute(select(OutboxMessage).where(OutboxMessage.id == message_id))
     ).one()
     assert row.task == task_name(TASK)
-    assert row.payload == {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in ARGUMENTS.items()}
+    assert row.payload == PAYLOAD
     assert row.request_id == "req-42"
     assert row.sent_at is None
     assert row.claimed_until is None
@@ -65,25 +71,29 @@ async def test_enqueue_writes_a_row_in_the_callers_transaction(
 async def test_enqueue_through_a_write_session(connection: AsyncConnection) -> None:
     factory = create_session_factory(connection, join_transaction_mode="create_savepoint")
     async with factory() as session, session.begin():
-        await enqueue(session, TASK, **ARGUMENTS)
+        await _enqueue(session)
     assert await _outbox_rows(connection) == 1
 
 
 async def test_enqueue_takes_keyword_arguments_only(connection: AsyncConnection) -> None:
     with pytest.raises(TypeError, match="keyword only"):
-        await enqueue(connection, TASK, *ARGUMENTS.values())  # type: ignore[call-arg]
+        await enqueue(connection, TASK, *PAYLOAD.values())  # type: ignore[arg-type]
 
 
 async def test_a_rolled_back_transaction_enqueues_nothing(
     committed: None, engines: Engines, engine: AsyncEngine
 ) -> None:
     database = Database(engines)
-    with pytest.raises(RuntimeError, match="the request failed"):
+
+    async def failed_request() -> None:
         async with database.transaction() as connection:
-            await enqueue(connection, TASK, **ARGUMENTS)
+            await _enqueue(connection)
             raise RuntimeError("the request failed")
+
+    with pytest.raises(RuntimeError, match="the request failed"):
+        await failed_request()
     async with database.transaction() as connection:
-        await enqueue(connection, TASK, **ARGUMENTS)
+        await _enqueue(connection)
     async with engine.connect() as connection:
         assert await _outbox_rows(connection) == 1
 
@@ -91,7 +101,7 @@ async def test_a_rolled_back_transaction_enqueues_nothing(
 async def test_a_connection_outside_a_transaction_is_refused(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         with pytest.raises(NotInATransactionError, match="write session or a transaction"):
-            await enqueue(connection, TASK, **ARGUMENTS)
+            await _enqueue(connection)
 {%- if db == "postgresql" %}
 
 
@@ -100,7 +110,7 @@ async def test_the_autocommit_primary_connection_is_refused(engines: Engines) ->
     commits at once, so a task enqueued there would outlive a failed request."""
     async with engines.primary.begin() as connection:
         with pytest.raises(NotInATransactionError):
-            await enqueue(connection, TASK, **ARGUMENTS)
+            await _enqueue(connection)
         assert await _outbox_rows(connection) == 0
 {%- endif %}
 {%- if examples %}
@@ -119,7 +129,7 @@ async def test_a_failed_request_enqueues_no_email(
     assert taken.status_code == 409
     async with engine.connect() as connection:
         rows = (await connection.execute(select(OutboxMessage.payload))).scalars().all()
-    assert rows == [{"user_id": first.json()["id"]}]
+    assert rows == [{"user_id": first.json()["id"]}]  # the first user's only
 
 
 async def test_a_failed_commit_enqueues_no_email(
@@ -170,7 +180,7 @@ async def test_purge_removes_old_sent_rows_and_processed_ids_only(
     database = Database(engines)
     old, now = utcnow() - timedelta(days=40), utcnow()
     async with database.transaction() as connection:
-        ids = [await enqueue(connection, TASK, **ARGUMENTS) for _ in range(5)]
+        ids = [await _enqueue(connection) for _ in range(5)]
         await connection.execute(
             update(OutboxMessage).where(OutboxMessage.id.in_(ids[:3])).values(sent_at=old)
         )

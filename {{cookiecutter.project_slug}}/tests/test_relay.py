@@ -5,6 +5,9 @@ and that relays running side by side publish each row once."""
 
 import asyncio
 import json
+{%- if examples %}
+import uuid
+{%- endif %}
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -19,17 +22,22 @@ from app.db.session import Database
 from app.db.types import utcnow
 from app.request_id import request_id_var
 from app.settings import Settings
+{%- if not examples %}
+from app.tasks.noop import noop as TASK  # noqa: N812
+{%- endif %}
 from app.tasks.publisher import Publisher, PublishFailedError
 from app.tasks.relay import Relay
 from app.tasks.topology import Topology
 {%- if examples %}
 from app.tasks.welcome_email import send_welcome_email as TASK  # noqa: N812
-{%- else %}
-from app.tasks.noop import noop as TASK  # noqa: N812
 {%- endif %}
 from tests.tasks import delete_queues, pending, queue_settings
-
-ARGUMENTS = {% if examples %}{"user_id": "0190e0b4-0000-7000-8000-000000000001"}{% else %}{"note": "hello"}{% endif %}
+{% if examples %}
+USER_ID = uuid.UUID(int=7)
+PAYLOAD = {"user_id": str(USER_ID)}
+{%- else %}
+PAYLOAD = {"note": "hello"}
+{%- endif %}
 
 
 @pytest.fixture
@@ -46,13 +54,13 @@ def database(committed: None, engines: Engines) -> Database:
 
 async def _enqueue(database: Database, count: int) -> list[str]:
     async with database.transaction() as connection:
-        return [str(await enqueue(connection, TASK, **ARGUMENTS)) for _ in range(count)]
+        return [str(await enqueue(connection, TASK, {% if examples %}user_id=USER_ID{% else %}note="hello"{% endif %})) for _ in range(count)]
 
 
 async def _take(settings: Settings, count: int) -> list[aio_pika.abc.AbstractIncomingMessage]:
     """`count` messages off the task queue, and whatever else arrives within 0.5 s."""
     connection = await aio_pika.connect(settings.broker_url)
-    taken = []
+    taken: list[aio_pika.abc.AbstractIncomingMessage] = []
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(Topology.of(settings).queue)
@@ -85,7 +93,7 @@ async def test_rows_are_published_persistent_then_marked_sent(
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
         body = json.loads(message.body)
         assert body["task_id"] == message.message_id
-        assert body["kwargs"] == ARGUMENTS
+        assert body["kwargs"] == PAYLOAD
         assert body["labels"]["request_id"] == "req-7"
         assert body["labels"]["attempt"] == 1
     assert await pending(engine) == 0
@@ -98,9 +106,9 @@ async def test_a_message_no_queue_takes_is_not_marked_sent(
     and the row stays in the outbox, free for the next try."""
     await _enqueue(database, 2)
     async with Publisher(settings) as publisher:
-        connection = await aio_pika.connect(settings.broker_url)
-        async with connection:
-            channel = await connection.channel()
+        broker = await aio_pika.connect(settings.broker_url)
+        async with broker:
+            channel = await broker.channel()
             await channel.queue_delete(Topology.of(settings).queue)
         with pytest.raises(PublishFailedError):
             await Relay(database, publisher, settings).relay_batch()

@@ -21,6 +21,7 @@ from app.db.session import Database
 from app.request_id import RequestIdFilter, request_id_var
 from app.settings import Settings
 from app.tasks.broker import worker_capacity
+from app.tasks.dead_letters import replay_dead_letters
 from app.tasks.once import outbox_id, record_processed
 from app.tasks.publisher import Publisher
 from app.tasks.relay import Relay
@@ -41,11 +42,13 @@ METRICS_TOKEN = "test-metrics-token"  # noqa: S105
 seen: list[tuple[str, str | None]] = []
 running = 0
 most_at_once = 0
+broken = True
 
 
-async def always_fails() -> None:
-    logger.info("failing on purpose")
-    raise RuntimeError("this task always fails")
+async def fails_until_fixed() -> None:
+    if broken:
+        raise RuntimeError("this task fails until it is fixed")
+    logger.info("fixed")
 
 
 async def logs_twice(context: Context = TaskiqDepends()) -> None:
@@ -94,34 +97,40 @@ def _get(port: int, path: str, token: str | None = None) -> tuple[int, str]:
         return 0, str(error)
 
 
-async def test_a_failing_task_is_retried_then_dead_lettered(
+async def _metric(settings: Settings, sample: str) -> bool:
+    status, text = await asyncio.to_thread(
+        _get, settings.worker_metrics_port, "/metrics", METRICS_TOKEN
+    )
+    return status == 200 and sample in text
+
+
+async def test_a_failing_task_is_retried_dead_lettered_and_replayed(
     settings: Settings, database: Database, engine: AsyncEngine
 ) -> None:
+    global broken
+    broken = True
     async with database.transaction() as connection:
-        task_id = str(await enqueue(connection, always_fails))
-    async with worker_in_process(settings, [always_fails]):
-
-        async def dead_lettered() -> bool:
-            status, text = await asyncio.to_thread(
-                _get, settings.worker_metrics_port, "/metrics", METRICS_TOKEN
-            )
-            return status == 200 and "tasks_dead_lettered_total{" in text
-
-        await eventually(dead_lettered)
+        task_id = str(await enqueue(connection, fails_until_fixed))
+    labels = '{task="tests.test_worker:fails_until_fixed"}'
+    async with worker_in_process(settings, [fails_until_fixed]):
+        await eventually(lambda: _metric(settings, "tasks_dead_lettered_total" + labels))
         port = settings.worker_metrics_port
-        status, text = await asyncio.to_thread(_get, port, "/metrics", METRICS_TOKEN)
+        _, text = await asyncio.to_thread(_get, port, "/metrics", METRICS_TOKEN)
         assert (await asyncio.to_thread(_get, port, "/metrics"))[0] == 401
         assert (await asyncio.to_thread(_get, port, "/metrics", "wrong"))[0] == 401
         assert (await asyncio.to_thread(_get, port, "/livez"))[0] == 200
-    labels = '{task="tests.test_worker:always_fails"}'
-    assert "tasks_failed_total" + labels + " 3.0" in text
-    assert "tasks_retried_total" + labels + " 2.0" in text
-    assert "tasks_dead_lettered_total" + labels + " 1.0" in text
-    assert "tasks_succeeded_total{" not in text
-    (letter,) = await dead_letters(settings)
-    assert letter.message_id == task_id
-    assert letter.headers["attempt"] == 3
-    assert "this task always fails" in str(letter.headers["x-error"])
+        assert "tasks_failed_total" + labels + " 3.0" in text
+        assert "tasks_retried_total" + labels + " 2.0" in text
+        assert "tasks_dead_lettered_total" + labels + " 1.0" in text
+        assert "tasks_succeeded_total{" not in text
+        (letter,) = await dead_letters(settings, keep=True)
+        assert letter.message_id == task_id
+        assert letter.headers["attempt"] == 3
+        assert "this task fails until it is fixed" in str(letter.headers["x-error"])
+        broken = False  # the cause is fixed: replay it
+        assert await replay_dead_letters(settings, limit=10) == 1
+        await eventually(lambda: _metric(settings, "tasks_succeeded_total" + labels + " 1.0"))
+    assert await dead_letters(settings) == []
     assert await pending(engine) == 0
 
 

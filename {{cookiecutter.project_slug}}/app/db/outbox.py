@@ -14,7 +14,11 @@ sent rows and processed ids once they are old (app.tasks.purge).
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+{%- if cookiecutter.python_version == "3.11" %}
 from typing import Any, ParamSpec
+{%- else %}
+from typing import Any
+{%- endif %}
 
 from pydantic_core import to_jsonable_python
 from sqlalchemy import JSON, Index, String, insert{% if db != "mysql" %}, text{% endif %}
@@ -25,8 +29,11 @@ from app.db.base import Base
 from app.db.keys import new_id
 from app.db.types import SERVER_NOW, UTCDateTime, utcnow
 from app.request_id import request_id_var
-
+{%- if cookiecutter.python_version == "3.11" or db == "postgresql" %}
+{% endif %}
+{%- if cookiecutter.python_version == "3.11" %}
 P = ParamSpec("P")
+{%- endif %}
 {%- if db == "postgresql" %}
 # The relays LISTEN here (app.tasks.relay); PostgreSQL delivers a NOTIFY only on commit.
 NOTIFY_CHANNEL = "outbox"
@@ -75,7 +82,7 @@ class NotInATransactionError(RuntimeError):
     """enqueue() was handed a connection whose statements commit one by one."""
 
 
-async def enqueue(
+async def enqueue{% if cookiecutter.python_version != "3.11" %}[**P]{% endif %}(
     target: AsyncSession | AsyncConnection,
     task: Callable[P, Awaitable[Any]],
     /,

@@ -11,6 +11,7 @@ Docs: https://aiosmtplib.readthedocs.io/en/stable/usage.html
 
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Self
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -27,7 +28,7 @@ class SmtpServer:
     password: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_url(cls, url: str) -> "SmtpServer":
+    def from_url(cls, url: str) -> Self:
         parts = urlsplit(url)
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise ValueError("SMTP_URL must look like smtp://host:port or smtps://host:port")

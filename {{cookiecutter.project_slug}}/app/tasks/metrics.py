@@ -68,17 +68,18 @@ def answer(head: bytes, token: str | None) -> bytes:
 @contextlib.asynccontextmanager
 async def serve_metrics(port: int, token: str | None) -> AsyncIterator[asyncio.Server]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
+        # Too slow, cut short, too long or gone: closed without an answer.
+        with contextlib.suppress(
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ConnectionError,
+        ):
             async with asyncio.timeout(HEAD_TIMEOUT_SECONDS):
                 head = await reader.readuntil(b"\r\n\r\n")
                 writer.write(answer(head[:-4], token))
                 await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # too slow, cut short or too long: closed without an answer
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+        writer.close()
 
     server = await asyncio.start_server(handle, port=port, limit=HEAD_LIMIT)
     logger.info("worker metrics on port %d", port)

@@ -5,6 +5,8 @@ read connection, within READINESS_TIMEOUT; on failure the gauges keep their last
 values and a warning is logged.
 """
 
+from __future__ import annotations
+
 import asyncio
 import logging
 from typing import TYPE_CHECKING
@@ -31,7 +33,7 @@ _SUMMARY = select(func.count(), func.min(OutboxMessage.created_at)).where(
 )
 
 
-async def observe_outbox(database: "Database", seconds: float) -> None:
+async def observe_outbox(database: Database, seconds: float) -> None:
     try:
         async with asyncio.timeout(seconds), database.read() as connection:
             count, oldest = (await connection.execute(_SUMMARY)).one()

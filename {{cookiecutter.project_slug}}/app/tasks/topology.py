@@ -17,6 +17,7 @@ Docs: https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling
 """
 
 from dataclasses import dataclass
+from typing import Self
 
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel
@@ -52,7 +53,7 @@ class Topology:
         return f"{self.name}.retry-{attempt}"
 
     @classmethod
-    def of(cls, settings: Settings) -> "Topology":
+    def of(cls, settings: Settings) -> Self:
         return cls(settings.task_queue_name, settings.task_max_attempts)
 
     async def declare(self, channel: AbstractChannel) -> None:

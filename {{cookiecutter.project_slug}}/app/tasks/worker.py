@@ -25,7 +25,9 @@ from app.tasks.relay import Relay
 logger = logging.getLogger(__name__)
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event, tasks: Sequence[Task] = TASKS) -> None:
+async def run_worker(
+    settings: Settings, stop: asyncio.Event, tasks: Sequence[Task] = TASKS
+) -> None:
     """Raises OSError, aiormq's AMQPError, PublishFailedError or SQLAlchemyError
     when RabbitMQ, the database or the metrics port cannot be had at start-up."""
     capacity = worker_capacity(settings)
