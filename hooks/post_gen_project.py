@@ -82,13 +82,18 @@ TASK_PATHS = (
     "deploy/kubernetes/worker-deployment.yaml",
     "deploy/kubernetes/worker-pdb.yaml",
 )
-# Its example task: the welcome email with the example models, else a no-op task.
+# Its example task: the welcome email with the example models; without them, a no-op
+# task, and a purge of its own (the example purge job purges the outbox too).
 TASK_EXAMPLE_PATHS = (
     "app/tasks/welcome_email.py",
     "app/tasks/mail.py",
     "tests/test_welcome_email.py",
 )
-TASK_NOOP_PATHS = ("app/tasks/noop.py", "tests/test_noop_task.py")
+TASK_NO_EXAMPLE_PATHS = (
+    "app/tasks/noop.py",
+    "scripts/purge_outbox.py",
+    "tests/test_noop_task.py",
+)
 # Only for MariaDB in compose: its init script (the tests' databases for `app`).
 COMPOSE_MARIADB_PATHS = ("docker",)
 # Kubernetes manifests: only with the image, and only for a database server (a SQLite
@@ -155,7 +160,7 @@ def unwanted_paths() -> list[str]:
     if TASK_QUEUE == "none":
         unwanted += TASK_PATHS
     elif INCLUDE_EXAMPLE_MODELS == "yes":
-        unwanted += TASK_NOOP_PATHS
+        unwanted += TASK_NO_EXAMPLE_PATHS
     else:
         unwanted += TASK_EXAMPLE_PATHS
     if USE_DOCKER == "no":

@@ -4,21 +4,22 @@ Every combination of the choice prompts in cookiecutter.json is supported, excep
 auth=jwt without the example models (refused by the pre-generation hook):
 database (3) x include_example_models (2) x run_first_migration (2) x
 python_version (4) x use_docker (2) x ci (3) = 288 variants with auth=none, and
-the 144 of them with the example models again with auth=jwt: 432. Subsets share
-files:
+the 144 of them with the example models again with auth=jwt: 432, each with
+task_queue=none and =taskiq: 864. Subsets share files:
 
 - with the first migration skipped, as the matrix bakes, run_first_migration=yes
-  writes the same files as =no: the 216 variants with =no are baked and checked for
+  writes the same files as =no: the 432 variants with =no are baked and checked for
   leftovers and for their options' files (BAKED_VARIANTS);
 - run_first_migration only changes what the post-generation hook *does*, and
   use_docker and ci only add or remove non-Python files (checked by parsing them),
-  so the linters run on the 36 variants with run_first_migration=no,
+  so the linters run on the 72 variants with run_first_migration=no,
   use_docker=yes and ci=github (LINT_VARIANTS); every other variant is compared
   with its lint variant and must have the same Python files;
 - python_version only changes pyproject.toml, uv.lock and the container/CI files
   (ruff's target-version, mypy's python_version, requires-python, base images), so
-  the baked test-suites run once per database x include_example_models x auth
-  (CODE_VARIANTS, 9 of them).
+  the baked test-suites run once per database x include_example_models x auth with
+  task_queue=none (9), and task_queue=taskiq's on one variant per database, chosen
+  to cover its examples, auth and no-examples code between them (CODE_VARIANTS, 12).
 """
 
 import itertools
@@ -29,6 +30,7 @@ DATABASES = ("sqlite", "postgresql", "mysql")
 YES_NO = ("yes", "no")
 CI_CHOICES = ("github", "gitlab", "none")
 AUTH_CHOICES = ("none", "jwt")
+TASK_QUEUES = ("none", "taskiq")
 # The interpreter the template's tests (and the baked suites) run on.
 TEST_PYTHON_VERSION = "3.11"
 
@@ -42,17 +44,20 @@ class Variant:
     use_docker: str = "yes"
     ci: str = "github"
     auth: str = "none"
+    task_queue: str = "none"
 
     def __str__(self) -> str:
         return (
             f"{self.database}-examples_{self.include_example_models}"
             f"-migrate_{self.run_first_migration}-py{self.python_version}"
-            f"-docker_{self.use_docker}-ci_{self.ci}{self._auth_suffix}"
+            f"-docker_{self.use_docker}-ci_{self.ci}{self._suffix}"
         )
 
     @property
-    def _auth_suffix(self) -> str:
-        return "" if self.auth == "none" else f"-auth_{self.auth}"
+    def _suffix(self) -> str:
+        auth = "" if self.auth == "none" else f"-auth_{self.auth}"
+        tasks = "" if self.task_queue == "none" else f"-tasks_{self.task_queue}"
+        return auth + tasks
 
     @property
     def answers(self) -> dict[str, str]:
@@ -64,12 +69,13 @@ class Variant:
             "use_docker": self.use_docker,
             "ci": self.ci,
             "auth": self.auth,
+            "task_queue": self.task_queue,
         }
 
     @property
     def code_id(self) -> str:
-        """Names the Python code of the variant (database and examples)."""
-        return f"{self.database}-examples_{self.include_example_models}{self._auth_suffix}"
+        """Names the Python code of the variant (database, examples, auth, task queue)."""
+        return f"{self.database}-examples_{self.include_example_models}{self._suffix}"
 
     @property
     def lint_variant(self) -> "Variant":
@@ -80,16 +86,32 @@ class Variant:
 VARIANTS = tuple(
     Variant(*answers)
     for answers in itertools.product(
-        DATABASES, YES_NO, YES_NO, PYTHON_VERSIONS, YES_NO, CI_CHOICES, AUTH_CHOICES
+        DATABASES, YES_NO, YES_NO, PYTHON_VERSIONS, YES_NO, CI_CHOICES, AUTH_CHOICES, TASK_QUEUES
     )
-    if not (answers[-1] == "jwt" and answers[1] == "no")
+    if not (answers[6] == "jwt" and answers[1] == "no")
 )
 # Baked and checked file by file: run_first_migration changes only what the hook does,
 # and the matrix bakes with the first migration skipped, so its `yes` variants would
 # write the same files again (tests/test_hooks.py runs the real first migration).
 BAKED_VARIANTS = tuple(v for v in VARIANTS if v.run_first_migration == "no")
 LINT_VARIANTS = tuple(v for v in VARIANTS if v == v.lint_variant)
-CODE_VARIANTS = tuple(v for v in LINT_VARIANTS if v.python_version == TEST_PYTHON_VERSION)
+# task_queue=taskiq's suite, once per database: the welcome email through /users and
+# PostgreSQL's LISTEN; through /auth/register on MariaDB; the no-op task, its purge and
+# the first migration without the example models on SQLite.
+TASK_QUEUE_CODE = (
+    ("postgresql", "yes", "none"),
+    ("mysql", "yes", "jwt"),
+    ("sqlite", "no", "none"),
+)
+CODE_VARIANTS = tuple(
+    v
+    for v in LINT_VARIANTS
+    if v.python_version == TEST_PYTHON_VERSION
+    and (
+        v.task_queue == "none"
+        or (v.database, v.include_example_models, v.auth) in TASK_QUEUE_CODE
+    )
+)
 
 # Removed by the post-generation hook when include_example_models == "no".
 EXAMPLE_PATHS = (
@@ -115,6 +137,31 @@ SERVER_DATABASE_PATHS = (
 )
 # Present only with auth == "jwt".
 AUTH_PATHS = ("app/auth", "tests/test_auth.py", "docs/auth.md")
+# Present only with task_queue == "taskiq" (the deploy/ ones only where deploy/ is).
+TASK_PATHS = (
+    "app/db/outbox.py",
+    "app/tasks",
+    "scripts/worker.py",
+    "scripts/replay_dead_letters.py",
+    "tests/tasks.py",
+    "tests/test_outbox.py",
+    "tests/test_relay.py",
+    "tests/test_worker.py",
+    "docs/tasks.md",
+    "deploy/kubernetes/worker-deployment.yaml",
+    "deploy/kubernetes/worker-pdb.yaml",
+)
+# With task_queue == "taskiq": only with the example models, or only without them.
+TASK_EXAMPLE_PATHS = (
+    "app/tasks/welcome_email.py",
+    "app/tasks/mail.py",
+    "tests/test_welcome_email.py",
+)
+TASK_NO_EXAMPLE_PATHS = (
+    "app/tasks/noop.py",
+    "scripts/purge_outbox.py",
+    "tests/test_noop_task.py",
+)
 # Present only with use_docker == "yes" and database == "mysql".
 COMPOSE_MARIADB_PATHS = ("docker",)
 # Present only with use_docker == "yes".

@@ -1,4 +1,5 @@
-"""Physically delete users soft-deleted more than N days ago, with their posts.
+"""Physically delete users soft-deleted more than N days ago, with their posts{% if cookiecutter.task_queue == "taskiq" %};
+then the outbox rows sent, and the ids of tasks done, more than N days ago{% endif %}.
 
     python -m scripts.purge_deleted --older-than-days 30 [--batch-size 500]
 
@@ -22,6 +23,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.db.session import job_database
 from app.db.types import utcnow
 from app.settings import get_settings
+{%- if cookiecutter.task_queue == "taskiq" %}
+from app.tasks.purge import purge_outbox
+{%- endif %}
 from app.users.purge import Purged, count_purgeable, purge_deleted
 
 INTERRUPTED = 130
@@ -96,6 +100,12 @@ async def run(older_than_days: int, batch_size: int) -> int:
             await purge_deleted(
                 database, cutoff, batch_size, on_batch=progress, should_stop=lambda: stop.requested
             )
+{%- if cookiecutter.task_queue == "taskiq" %}
+            outbox = await purge_outbox(
+                database, cutoff, batch_size, should_stop=lambda: stop.requested
+            )
+            print(f"outbox: {outbox.sent} sent rows, {outbox.processed} processed ids purged")
+{%- endif %}
     except asyncio.CancelledError:
         stop.requested = True
     except SQLAlchemyError as exc:

@@ -3,11 +3,12 @@
 """The outbox: a task exists exactly when the transaction that enqueued it commits;
 a task's work is recorded once; the purge removes what is no longer needed."""
 
-{% if db != "sqlite" -%}
 import asyncio
-{% endif -%}
+import os
+import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 {%- if examples %}
@@ -21,6 +22,7 @@ from app.db.outbox import NotInATransactionError, OutboxMessage, ProcessedTask, 
 from app.db.session import Database, create_session_factory
 from app.db.types import utcnow
 from app.request_id import request_id_var
+from app.settings import Settings
 {%- if examples %}
 from app.tasks.broker import TASKS
 {%- else %}
@@ -198,3 +200,31 @@ async def test_purge_removes_old_sent_rows_and_processed_ids_only(
         done = set((await connection.execute(select(ProcessedTask.outbox_id))).scalars())
     assert left == {ids[3], ids[4]}  # sent recently, and not sent at all
     assert done == {ids[3]}
+
+
+async def test_the_purge_job_purges_the_outbox(
+    committed: None, engines: Engines, engine: AsyncEngine, test_settings: Settings
+) -> None:
+    database = Database(engines)
+    async with database.transaction() as connection:
+        sent, waiting = await _enqueue(connection), await _enqueue(connection)
+        await connection.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == sent)
+            .values(sent_at=utcnow() - timedelta(days=40))
+        )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "scripts.{% if examples %}purge_deleted{% else %}purge_outbox{% endif %}",
+        "--older-than-days",
+        "30",
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "DATABASE_URL": test_settings.database_url},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, out
+    assert "outbox: 1 sent rows, 0 processed ids purged" in out.decode()
+    async with engine.connect() as connection:
+        assert set((await connection.execute(select(OutboxMessage.id))).scalars()) == {waiting}
