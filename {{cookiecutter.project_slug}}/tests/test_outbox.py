@@ -148,6 +148,20 @@ async def test_a_failed_commit_enqueues_no_email(
 
 def test_the_welcome_email_is_a_registered_task() -> None:
     assert send_welcome_email in TASKS
+{%- if cookiecutter.auth == "jwt" %}
+
+
+async def test_registering_enqueues_one_welcome_email(
+    auth_client: AsyncClient, connection: AsyncConnection
+) -> None:
+    account = {"email": "eve@example.com", "full_name": "Eve", "password": "a long passphrase"}
+    created = await auth_client.post("/api/v1/auth/register", json=account)
+    assert created.status_code == 201, created.text
+    taken = await auth_client.post("/api/v1/auth/register", json=account)
+    assert taken.status_code == 409
+    rows = (await connection.execute(select(OutboxMessage.payload))).scalars().all()
+    assert rows == [{"user_id": created.json()["id"]}]
+{%- endif %}
 {%- endif %}
 
 
