@@ -285,8 +285,13 @@ def benchmark(cfg: Config) -> dict[str, Any]:
             )
         )
     errors = {tq: sum(r["errors"] for r in rs) for tq, rs in rounds.items()}
-    return {"config": asdict(cfg), "rows": [asdict(r) | {"ratio": r.ratio} for r in rows],
-            "rounds": rounds, "relay": {str(k): v for k, v in relay.items()}, "errors": errors}
+    return {
+        "config": asdict(cfg),
+        "rows": [asdict(r) | {"ratio": r.ratio} for r in rows],
+        "rounds": rounds,
+        "relay": {str(k): v for k, v in relay.items()},
+        "errors": errors,
+    }
 
 
 def table(report: dict[str, Any]) -> str:
@@ -312,15 +317,17 @@ def main() -> int:
     arguments = parser.parse_args()
     cfg = Config()
     if arguments.smoke:
-        cfg = Config(smoke=True, rounds=1, duration=1.0, warmup=0.5, relay_rows=300,
-                     batch_sizes=(100,))
+        cfg = Config(
+            smoke=True, rounds=1, duration=1.0, warmup=0.5, relay_rows=300, batch_sizes=(100,)
+        )
     for name in ("rounds", "relay_rows", "database_prefix", "output"):
         if getattr(arguments, name) is not None:
             setattr(cfg, name, getattr(arguments, name))
     started = time.monotonic()
     report = benchmark(cfg)
     report["seconds"] = round(time.monotonic() - started, 1)
-    output = Path(cfg.output) if cfg.output else RESULTS / time.strftime("tasks-%Y%m%dT%H%M%SZ.json", time.gmtime())
+    name = time.strftime("tasks-%Y%m%dT%H%M%SZ.json", time.gmtime())
+    output = Path(cfg.output) if cfg.output else RESULTS / name
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     print(table(report))

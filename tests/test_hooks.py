@@ -497,7 +497,10 @@ GITLAB = (".gitlab-ci.yml", "renovate.json")
                 *TASK_EXAMPLE_PATHS,
             ],
         ),
-        ({"ci": "gitlab", "database": "mysql"}, [".github", *PGBOUNCER_PATHS, *AUTH_PATHS, *TASK_PATHS]),
+        (
+            {"ci": "gitlab", "database": "mysql"},
+            [".github", *PGBOUNCER_PATHS, *AUTH_PATHS, *TASK_PATHS],
+        ),
         (
             {"ci": "none", "use_docker": "no", "database": "mysql"},
             [

@@ -549,7 +549,8 @@ def test_every_variable_is_a_setting_and_the_numbers_agree(
         workers = _one(resources, "Deployment", f"{name}-worker")
         (worker,) = workers["spec"]["template"]["spec"]["containers"]
         settings_of_worker = _environment(worker, resources)
-        most = workers["spec"]["replicas"] + workers["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+        rollout = workers["spec"]["strategy"]["rollingUpdate"]
+        most = workers["spec"]["replicas"] + rollout["maxSurge"]
         pools += most * (
             int(settings_of_worker["WORKER_DB_POOL_SIZE"])
             + int(settings_of_worker["WORKER_DB_MAX_OVERFLOW"])

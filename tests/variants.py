@@ -108,8 +108,7 @@ CODE_VARIANTS = tuple(
     for v in LINT_VARIANTS
     if v.python_version == TEST_PYTHON_VERSION
     and (
-        v.task_queue == "none"
-        or (v.database, v.include_example_models, v.auth) in TASK_QUEUE_CODE
+        v.task_queue == "none" or (v.database, v.include_example_models, v.auth) in TASK_QUEUE_CODE
     )
 )
 
