@@ -42,6 +42,7 @@ from benchmarks.run import (  # noqa: E402 -- one harness for both benchmarks
     run,
     start_server,
 )
+from benchmarks.run import Config as RunConfig  # noqa: E402
 
 SLUG = "bench-tasks"
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -59,9 +60,6 @@ class Config:
     batch_sizes: tuple[int, ...] = (100, 500)
     database_prefix: str = "bench_tasks"
     output: str | None = None
-    # benchmarks.run's server helper reads these.
-    loop: str = "auto"
-    http: str = "auto"
 
     def url(self, task_queue: str) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.database_prefix}_{task_queue}"
@@ -242,7 +240,7 @@ def benchmark(cfg: Config) -> dict[str, Any]:
                     "app.main:create_app",
                     projects[task_queue],
                     environment(cfg, task_queue),
-                    cfg,  # type: ignore[arg-type] -- it reads .loop and .http only
+                    RunConfig(),  # uvicorn's defaults: --loop auto --http auto
                     root,
                 )
             for number in range(cfg.rounds):
@@ -260,7 +258,7 @@ def benchmark(cfg: Config) -> dict[str, Any]:
         asyncio.run(drop(cfg))
 
     def median(task_queue: str, key: str) -> float:
-        return statistics.median(r[key] for r in rounds[task_queue])
+        return float(statistics.median(r[key] for r in rounds[task_queue]))
 
     rows.append(
         Row(
