@@ -213,8 +213,10 @@ async def test_without_rabbitmq_requests_stay_fast_and_the_outbox_drains_later(
 ) -> None:
     proxy = TcpProxy(RABBITMQ_PORT)
     await proxy.restore()
+    # Through the proxy; reconnecting every second (aio-pika's default is 5 s).
     url = settings.broker_url.replace(f":{RABBITMQ_PORT}/", f":{proxy.port}/")
     assert url != settings.broker_url
+    url += "?reconnect_interval=1"
     worker = _worker(settings.model_copy(update={"broker_url": url}), test_settings, tmp_path / "w")
     worker.start()
     try:
