@@ -32,7 +32,7 @@ NOT_SETTINGS = {
     "DB_PASSWORD",
     "PROMETHEUS_MULTIPROC_DIR",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
-{%- if cookiecutter.task_queue == "taskiq" and cookiecutter.use_docker == "yes" %}
+{%- if cookiecutter.task_queue == "taskiq" %}
     "BROKER_PASSWORD",
 {%- endif %}
 }
