@@ -8,18 +8,23 @@ the 144 of them with the example models again with auth=jwt: 432, each with
 task_queue=none and =taskiq: 864. Subsets share files:
 
 - with the first migration skipped, as the matrix bakes, run_first_migration=yes
-  writes the same files as =no: the 432 variants with =no are baked and checked for
-  leftovers and for their options' files (BAKED_VARIANTS);
+  writes the same files as =no: the variants with =no are baked and checked for
+  leftovers and for their options' files (BAKED_VARIANTS): the 216 with
+  task_queue=none, and the 108 with task_queue=taskiq on Python 3.11 and 3.14, the
+  two forms its code takes (a ParamSpec before 3.12, PEP 695 type parameters from
+  3.12; 3.12 and 3.13 render what 3.14 does, and their locks are checked by
+  tests/test_locks.py): 324;
 - run_first_migration only changes what the post-generation hook *does*, and
   use_docker and ci only add or remove non-Python files (checked by parsing them),
-  so the linters run on the 72 variants with run_first_migration=no,
-  use_docker=yes and ci=github (LINT_VARIANTS); every other variant is compared
-  with its lint variant and must have the same Python files;
+  so the linters run on the baked variants with run_first_migration=no,
+  use_docker=yes and ci=github (LINT_VARIANTS, 36 + 18); every other baked variant
+  is compared with its lint variant and must have the same Python files;
 - python_version only changes pyproject.toml, uv.lock and the container/CI files
   (ruff's target-version, mypy's python_version, requires-python, base images), so
   the baked test-suites run once per database x include_example_models x auth with
-  task_queue=none (9), and task_queue=taskiq's on one variant per database, chosen
-  to cover its examples, auth and no-examples code between them (CODE_VARIANTS, 12).
+  task_queue=none (9), and with task_queue=taskiq once per database with the example
+  models (its end-to-end proofs) and once without them (CODE_VARIANTS, 13); a
+  task_queue=taskiq suite runs TASK_QUEUE_TESTS only.
 """
 
 import itertools
@@ -31,6 +36,7 @@ YES_NO = ("yes", "no")
 CI_CHOICES = ("github", "gitlab", "none")
 AUTH_CHOICES = ("none", "jwt")
 TASK_QUEUES = ("none", "taskiq")
+TASK_QUEUE_PYTHON_VERSIONS = ("3.11", "3.14")
 # The interpreter the template's tests (and the baked suites) run on.
 TEST_PYTHON_VERSION = "3.11"
 
@@ -93,15 +99,38 @@ VARIANTS = tuple(
 # Baked and checked file by file: run_first_migration changes only what the hook does,
 # and the matrix bakes with the first migration skipped, so its `yes` variants would
 # write the same files again (tests/test_hooks.py runs the real first migration).
-BAKED_VARIANTS = tuple(v for v in VARIANTS if v.run_first_migration == "no")
-LINT_VARIANTS = tuple(v for v in VARIANTS if v == v.lint_variant)
-# task_queue=taskiq's suite, once per database: the welcome email through /users and
-# PostgreSQL's LISTEN; through /auth/register on MariaDB; the no-op task, its purge and
-# the first migration without the example models on SQLite.
+BAKED_VARIANTS = tuple(
+    v
+    for v in VARIANTS
+    if v.run_first_migration == "no"
+    and (v.task_queue == "none" or v.python_version in TASK_QUEUE_PYTHON_VERSIONS)
+)
+LINT_VARIANTS = tuple(v for v in BAKED_VARIANTS if v == v.lint_variant)
+# task_queue=taskiq's suites: the welcome email's end-to-end proofs on each database
+# (through /auth/register on MariaDB), and without the example models the no-op task,
+# its purge and the first migration on SQLite.
 TASK_QUEUE_CODE = (
     ("postgresql", "yes", "none"),
     ("mysql", "yes", "jwt"),
+    ("sqlite", "yes", "none"),
     ("sqlite", "no", "none"),
+)
+# What a task_queue=taskiq suite runs: the task queue's own tests, and those of the code
+# it changes (creating users, registering, the schema, the settings, /metrics, the
+# docs). Its other code is the task_queue=none variant's, whose suite runs all of it.
+TASK_QUEUE_TESTS = (
+    "tests/test_outbox.py",
+    "tests/test_relay.py",
+    "tests/test_worker.py",
+    "tests/test_welcome_email.py",
+    "tests/test_noop_task.py",
+    "tests/test_users.py",
+    "tests/test_auth.py",
+    "tests/test_concurrency.py",
+    "tests/test_migrations.py",
+    "tests/test_metrics.py",
+    "tests/test_settings.py",
+    "tests/test_docs.py",
 )
 CODE_VARIANTS = tuple(
     v
