@@ -158,7 +158,7 @@ def unwanted_paths() -> list[str]:
     if AUTH == "none":
         unwanted += AUTH_PATHS
     if TASK_QUEUE == "none":
-        unwanted += TASK_PATHS
+        unwanted += (*TASK_PATHS, *TASK_EXAMPLE_PATHS, *TASK_NO_EXAMPLE_PATHS)
     elif INCLUDE_EXAMPLE_MODELS == "yes":
         unwanted += TASK_NO_EXAMPLE_PATHS
     else:

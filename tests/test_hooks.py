@@ -463,6 +463,8 @@ def test_pruned_paths_match_the_tests(post_gen: Any) -> None:
 
 
 GITLAB = (".gitlab-ci.yml", "renovate.json")
+# Everything of the task queue: what task_queue=none removes.
+NO_TASKS = (*TASK_PATHS, *TASK_EXAMPLE_PATHS, *TASK_NO_EXAMPLE_PATHS)
 
 
 @pytest.mark.parametrize(
@@ -476,11 +478,11 @@ GITLAB = (".gitlab-ci.yml", "renovate.json")
                 *COMPOSE_MARIADB_PATHS,
                 *KUBERNETES_PATHS,
                 *AUTH_PATHS,
-                *TASK_PATHS,
+                *NO_TASKS,
             ],
         ),
-        ({"database": "postgresql"}, [*GITLAB, *COMPOSE_MARIADB_PATHS, *AUTH_PATHS, *TASK_PATHS]),
-        ({"database": "postgresql", "auth": "jwt"}, [*GITLAB, *COMPOSE_MARIADB_PATHS, *TASK_PATHS]),
+        ({"database": "postgresql"}, [*GITLAB, *COMPOSE_MARIADB_PATHS, *AUTH_PATHS, *NO_TASKS]),
+        ({"database": "postgresql", "auth": "jwt"}, [*GITLAB, *COMPOSE_MARIADB_PATHS, *NO_TASKS]),
         (
             {"database": "postgresql", "task_queue": "taskiq"},
             [*GITLAB, *COMPOSE_MARIADB_PATHS, *AUTH_PATHS, *TASK_NO_EXAMPLE_PATHS],
@@ -499,7 +501,7 @@ GITLAB = (".gitlab-ci.yml", "renovate.json")
         ),
         (
             {"ci": "gitlab", "database": "mysql"},
-            [".github", *PGBOUNCER_PATHS, *AUTH_PATHS, *TASK_PATHS],
+            [".github", *PGBOUNCER_PATHS, *AUTH_PATHS, *NO_TASKS],
         ),
         (
             {"ci": "none", "use_docker": "no", "database": "mysql"},
@@ -510,14 +512,14 @@ GITLAB = (".gitlab-ci.yml", "renovate.json")
                 *COMPOSE_MARIADB_PATHS,
                 *KUBERNETES_PATHS,
                 *AUTH_PATHS,
-                *TASK_PATHS,
+                *NO_TASKS,
             ],
         ),
         (
             {"include_example_models": "no", "ci": "gitlab"},
             [
                 *AUTH_PATHS,
-                *TASK_PATHS,
+                *NO_TASKS,
                 *EXAMPLE_PATHS,
                 ".github",
                 *SERVER_DATABASE_PATHS,
