@@ -224,18 +224,21 @@ def test_pre_commit_config(bakery: Bakery, database: str) -> None:
 
 
 def test_template_ci_workflow() -> None:
-    """The template's own workflow runs the README's test command against both servers."""
+    """The template's own workflow runs the README's test command against both database
+    servers and RabbitMQ."""
     workflow = _yaml(REPO_ROOT / ".github/workflows/template-ci.yml")
     _validate(workflow, "github-workflows.json")
     job = workflow["jobs"]["matrix"]
-    assert {s["image"].split(":")[0] for s in job["services"].values()} == {"postgres", "mariadb"}
+    images = {s["image"].split(":")[0] for s in job["services"].values()}
+    assert images == {"postgres", "mariadb", "rabbitmq"}
     assert job["steps"][-1]["run"] == "bash scripts/test.sh"
     python_versions = job["steps"][1]["with"]["python-version"].split()
     assert set(python_versions) >= set(LOCKED_PYTHON_VERSIONS)  # tests/test_locks.py needs each
     # `mysql` means MySQL or MariaDB: its suites run against MySQL 8 as well.
     mysql = workflow["jobs"]["mysql8"]
-    [service] = mysql["services"].values()
+    service = mysql["services"]["mysql"]
     assert service["image"].startswith("mysql:8")
+    assert mysql["services"]["rabbitmq"]["ports"] == ["5672:5672"]  # the taskiq variant's
     assert service["ports"] == ["3306:3306"]  # where tests/conftest.py looks for it
     run = mysql["steps"][-1]["run"]
     assert run.startswith("python -m pytest tests/test_baked_suites.py")
