@@ -5,15 +5,13 @@ a task's work is recorded once; the purge removes what is no longer needed."""
 
 import asyncio
 import os
+import re
 import sys
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-{%- if examples %}
 from httpx import AsyncClient
-{%- endif %}
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
@@ -34,6 +32,7 @@ from app.tasks.purge import purge_outbox
 from app.tasks.welcome_email import send_welcome_email
 from tests.helpers import commits_fail
 {%- endif %}
+from tests.tasks import PROJECT_ROOT
 {% if examples %}
 TASK = send_welcome_email
 USER_ID = uuid.UUID(int=7)
@@ -165,6 +164,31 @@ async def test_registering_enqueues_one_welcome_email(
 {%- endif %}
 
 
+async def test_metrics_show_the_outbox_backlog(
+    live_client: AsyncClient, engine: AsyncEngine
+) -> None:
+    """Rows not yet published, and the age of the oldest: what tells that relays are
+    missing or cannot reach RabbitMQ."""
+    async with engine.begin() as connection:
+        await _enqueue(connection)
+        oldest = await _enqueue(connection)
+        sent = await _enqueue(connection)
+        five_minutes_ago = utcnow() - timedelta(minutes=5)
+        await connection.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == oldest)
+            .values(created_at=five_minutes_ago)
+        )
+        await connection.execute(
+            update(OutboxMessage).where(OutboxMessage.id == sent).values(sent_at=utcnow())
+        )
+    text = (await live_client.get("/metrics")).text
+    assert re.search(r"^outbox_pending 2\.0$", text, re.MULTILINE), text
+    age = re.search(r"^outbox_oldest_pending_age_seconds (\S+)$", text, re.MULTILINE)
+    assert age is not None
+    assert 300 <= float(age.group(1)) < 360
+
+
 async def test_a_task_is_recorded_once(connection: AsyncConnection) -> None:
     task_id = uuid.uuid4()
     assert not await is_processed(connection, task_id)
@@ -233,7 +257,7 @@ async def test_the_purge_job_purges_the_outbox(
         "scripts.{% if examples %}purge_deleted{% else %}purge_outbox{% endif %}",
         "--older-than-days",
         "30",
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=PROJECT_ROOT,
         env={**os.environ, "DATABASE_URL": test_settings.database_url},
         stdout=asyncio.subprocess.PIPE,
     )
