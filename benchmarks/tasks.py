@@ -73,6 +73,7 @@ def bake(into: Path, task_queue: str) -> Path:
         f"task_queue={task_queue}",
     ]
     command = [sys.executable, "-m", "cookiecutter", str(REPO), "--no-input", "-o", str(into)]
+    into.mkdir(parents=True)
     run([*command, *answers], into, os.environ.copy())
     return into / SLUG
 
@@ -310,6 +311,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, about 30 s")
     parser.add_argument("--rounds", type=int, help="create rounds per app (3)")
     parser.add_argument("--relay-rows", type=int, help="outbox rows per relay run (20000)")
+    parser.add_argument("--duration", type=float, help="seconds measured per create round (8)")
     parser.add_argument("--database-prefix", help="the two databases' prefix (bench_tasks)")
     parser.add_argument("--output", help="where the JSON goes (benchmarks/results/...)")
     arguments = parser.parse_args()
@@ -318,7 +320,7 @@ def main() -> int:
         cfg = Config(
             smoke=True, rounds=1, duration=1.0, warmup=0.5, relay_rows=300, batch_sizes=(100,)
         )
-    for name in ("rounds", "relay_rows", "database_prefix", "output"):
+    for name in ("rounds", "relay_rows", "duration", "database_prefix", "output"):
         if getattr(arguments, name) is not None:
             setattr(cfg, name, getattr(arguments, name))
     started = time.monotonic()
