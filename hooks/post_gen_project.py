@@ -35,6 +35,7 @@ PYTHON_VERSION = _text({{ cookiecutter.python_version | string | tojson }})
 DATABASE = _text({{ cookiecutter.database | string | tojson }})
 INCLUDE_EXAMPLE_MODELS = _text({{ cookiecutter.include_example_models | string | tojson }})
 AUTH = _text({{ cookiecutter.auth | string | tojson }})
+TASK_QUEUE = _text({{ cookiecutter.task_queue | string | tojson }})
 RUN_FIRST_MIGRATION = _text({{ cookiecutter.run_first_migration | string | tojson }})
 USE_DOCKER = _text({{ cookiecutter.use_docker | string | tojson }})
 CI = _text({{ cookiecutter.ci | string | tojson }})
@@ -78,6 +79,33 @@ AUTH_PATHS = (
     "tests/test_login_defences.py",
     "docs/auth.md",
 )
+# Only with task_queue=taskiq: the outbox, the broker, the relay and the worker.
+TASK_PATHS = (
+    "app/db/outbox.py",
+    "app/tasks",
+    "scripts/worker.py",
+    "scripts/replay_dead_letters.py",
+    "tests/tasks.py",
+    "tests/test_outbox.py",
+    "tests/test_relay.py",
+    "tests/test_worker.py",
+    "docs/tasks.md",
+    "deploy/kubernetes/worker-deployment.yaml",
+    "deploy/kubernetes/worker-pdb.yaml",
+)
+# Its example task: the welcome email with the example models; without them, a no-op
+# task. Without users, a purge of its own (scripts/purge_deleted.py purges the outbox
+# too where there are users).
+TASK_EXAMPLE_PATHS = (
+    "app/tasks/welcome_email.py",
+    "app/tasks/mail.py",
+    "tests/test_welcome_email.py",
+)
+TASK_NO_EXAMPLE_PATHS = (
+    "app/tasks/noop.py",
+    "tests/test_noop_task.py",
+)
+TASK_NO_USER_PATHS = ("scripts/purge_outbox.py",)
 # Only for MariaDB in compose: its init script (the tests' databases for `app`).
 COMPOSE_MARIADB_PATHS = ("docker",)
 # Kubernetes manifests: only with the image, and only for a database server (a SQLite
@@ -88,6 +116,8 @@ CI_PATHS = {"github": (".github",), "gitlab": (".gitlab-ci.yml", "renovate.json"
 # .env.example holds this placeholder for every secret (SECRET_KEY, and the database
 # password docker-compose.yml reads); .env gets a fresh random value for each.
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 -- a placeholder, not a secret
+# A URL whose password is not the database's: the setting that holds it alone.
+URL_PASSWORD_OWNERS = {"BROKER_URL": "BROKER_PASSWORD"}
 
 # The migration needs the project's runtime dependencies (pyproject.toml) and, for
 # SQLAlchemy's asyncio extra, greenlet. The project's code needs Python 3.11+.
@@ -135,12 +165,19 @@ class Outcome:
 
 def unwanted_paths() -> list[str]:
     unwanted: list[str] = []
+    users = INCLUDE_EXAMPLE_MODELS == "yes" or AUTH == "jwt"
     if INCLUDE_EXAMPLE_MODELS == "no":
         unwanted += EXAMPLE_PATHS
-        if AUTH == "none":
-            unwanted += USER_PATHS
+    if not users:
+        unwanted += USER_PATHS
     if AUTH == "none":
         unwanted += AUTH_PATHS
+    if TASK_QUEUE == "none":
+        unwanted += (*TASK_PATHS, *TASK_EXAMPLE_PATHS, *TASK_NO_EXAMPLE_PATHS, *TASK_NO_USER_PATHS)
+    else:
+        unwanted += TASK_NO_EXAMPLE_PATHS if INCLUDE_EXAMPLE_MODELS == "yes" else TASK_EXAMPLE_PATHS
+        if users:
+            unwanted += TASK_NO_USER_PATHS
     if USE_DOCKER == "no":
         unwanted += DOCKER_PATHS
     if DATABASE == "sqlite":
@@ -185,9 +222,13 @@ def write_env_file(project: Path) -> None:
     lines = []
     for line in example.read_text(encoding="utf-8").splitlines(keepends=True):
         name, _, value = line.partition("=")
-        # A secret of its own (SECRET_KEY, ...), or inside a URL of compose's database:
-        # the database's password.
-        owner = name if value.strip() == PLACEHOLDER_SECRET else "DB_PASSWORD"
+        # A secret of its own (SECRET_KEY, ...), or inside a URL of a compose service:
+        # that service's password (the database's, unless URL_PASSWORD_OWNERS says).
+        owner = (
+            name
+            if value.strip() == PLACEHOLDER_SECRET
+            else URL_PASSWORD_OWNERS.get(name, "DB_PASSWORD")
+        )
         if PLACEHOLDER_SECRET in value:
             secret = fresh.setdefault(owner, secrets.token_urlsafe(32))
             line = f"{name}={value.replace(PLACEHOLDER_SECRET, secret)}"

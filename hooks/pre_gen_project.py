@@ -32,6 +32,7 @@ PYTHON_VERSION = _text({{ cookiecutter.python_version | string | tojson }})
 DATABASE = _text({{ cookiecutter.database | string | tojson }})
 INCLUDE_EXAMPLE_MODELS = _text({{ cookiecutter.include_example_models | string | tojson }})
 AUTH = _text({{ cookiecutter.auth | string | tojson }})
+TASK_QUEUE = _text({{ cookiecutter.task_queue | string | tojson }})
 RUN_FIRST_MIGRATION = _text({{ cookiecutter.run_first_migration | string | tojson }})
 USE_DOCKER = _text({{ cookiecutter.use_docker | string | tojson }})
 CI = _text({{ cookiecutter.ci | string | tojson }})
@@ -41,6 +42,7 @@ SUPPORTED_DATABASES = ("sqlite", "postgresql", "mysql")
 YES_NO = ("yes", "no")
 SUPPORTED_CI = ("github", "gitlab", "none")
 SUPPORTED_AUTH = ("none", "jwt")
+SUPPORTED_TASK_QUEUES = ("none", "taskiq")
 
 # A lowercase distribution name that is also a plain directory name. It ends in a
 # letter or digit because PEP 508 names must; one separator at a time, so the name
@@ -113,6 +115,7 @@ def check_choices() -> str | None:
         ("database", DATABASE, SUPPORTED_DATABASES),
         ("include_example_models", INCLUDE_EXAMPLE_MODELS, YES_NO),
         ("auth", AUTH, SUPPORTED_AUTH),
+        ("task_queue", TASK_QUEUE, SUPPORTED_TASK_QUEUES),
         ("run_first_migration", RUN_FIRST_MIGRATION, YES_NO),
         ("use_docker", USE_DOCKER, YES_NO),
         ("ci", CI, SUPPORTED_CI),

@@ -333,6 +333,17 @@ def mariadb_server() -> MariaDBServer:
     return MariaDBServer()
 
 
+# The machine's RabbitMQ (.ci/run starts it): task_queue=taskiq's suites use queues named
+# for each test, never a vhost or user of their own.
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    _require_server("RabbitMQ", "127.0.0.1", 5672)
+    return RABBITMQ_URL
+
+
 @pytest.fixture
 def database_server(request: pytest.FixtureRequest, tmp_path: Path) -> DatabaseServer:
     """The server for `request.param` (a database choice), via the fixtures above."""

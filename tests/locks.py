@@ -1,7 +1,8 @@
-"""The uv.lock each baked variant ships: one per database and Python version.
+"""The uv.lock each baked variant ships: one per database, Python version and dependency set.
 
-`templates/locks/<database>-py<version>[-jwt].lock` is what `uv lock` writes for a
-bake of that database, Python version and auth choice, with the project's own name
+`templates/locks/<database>-py<version>[-jwt][-taskiq[-noexamples]].lock` is what `uv
+lock` writes for a bake of that database, Python version, auth and task queue (and,
+with the task queue, the example models' choice), with the project's own name
 replaced by the Jinja expression that renders it; `{{cookiecutter.project_slug}}/uv.lock`
 includes the one that matches (cookiecutter looks up includes in `templates/`). The
 tests check each lock against its bake with `uv lock --check`. After changing the
@@ -34,8 +35,16 @@ PLACEHOLDER_SLUG = "lock-placeholder"
 NAME_EXPRESSION = "{{ cookiecutter.project_slug | replace('_', '-') }}"
 
 
-# auth=jwt adds its dependencies (and needs the example models, which add none).
-AUTH_CHOICES = ("none", "jwt")
+# The answers that change the dependencies: auth=jwt adds its own (and needs the example
+# models, which add none by themselves), task_queue=taskiq its own, and with the example
+# models its SMTP client and test server too. (auth, task_queue, include_example_models):
+DEPENDENCY_SETS = (
+    ("none", "none", "yes"),
+    ("jwt", "none", "yes"),
+    ("none", "taskiq", "yes"),
+    ("jwt", "taskiq", "yes"),
+    ("none", "taskiq", "no"),
+)
 
 
 # Jinja passes a raw block through without lexing it: a lock renders in half the time.
@@ -50,8 +59,16 @@ def to_template(lock: str) -> str:
     return RAW + lock.replace(quoted, f'"{END_RAW}{NAME_EXPRESSION}{RAW}"') + END_RAW
 
 
-def lock_path(database: str, python_version: str, auth: str = "none") -> Path:
-    suffix = "" if auth == "none" else f"-{auth}"
+def lock_path(
+    database: str,
+    python_version: str,
+    auth: str = "none",
+    task_queue: str = "none",
+    examples: str = "yes",
+) -> Path:
+    suffix = "".join(f"-{choice}" for choice in (auth, task_queue) if choice != "none")
+    if task_queue != "none" and examples == "no":
+        suffix += "-noexamples"
     return LOCKS_DIR / f"{database}-py{python_version}{suffix}.lock"
 
 
@@ -95,8 +112,15 @@ def uv_lock(project: Path, python_version: str, *extra: str) -> subprocess.Compl
     )
 
 
-def bake(database: str, python_version: str, auth: str, output: Path) -> Path:
-    """A bake whose pyproject.toml is the one of this database, Python and auth."""
+def bake(
+    database: str,
+    python_version: str,
+    auth: str,
+    output: Path,
+    task_queue: str = "none",
+    examples: str = "yes",
+) -> Path:
+    """A bake whose pyproject.toml is the one of this database, Python and dependency set."""
     from cookiecutter.main import cookiecutter
 
     answers = {
@@ -104,6 +128,8 @@ def bake(database: str, python_version: str, auth: str, output: Path) -> Path:
         "database": database,
         "python_version": python_version,
         "auth": auth,
+        "task_queue": task_queue,
+        "include_example_models": examples,
         "run_first_migration": "no",
     }
     previous = os.environ.get("SKIP_FIRST_MIGRATION")
@@ -121,11 +147,18 @@ def bake(database: str, python_version: str, auth: str, output: Path) -> Path:
             os.environ["SKIP_FIRST_MIGRATION"] = previous
 
 
-def relock(database: str, python_version: str, auth: str, upgrade: bool) -> None:
+def relock(
+    database: str,
+    python_version: str,
+    auth: str,
+    upgrade: bool,
+    task_queue: str = "none",
+    examples: str = "yes",
+) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        project = bake(database, python_version, auth, Path(folder))
+        project = bake(database, python_version, auth, Path(folder), task_queue, examples)
         lock = project / "uv.lock"
-        current = lock_path(database, python_version, auth)
+        current = lock_path(database, python_version, auth, task_queue, examples)
         if upgrade:  # else start from the shipped pins, which the bake rendered
             lock.unlink(missing_ok=True)
         result = uv_lock(project, python_version, *(["--upgrade"] if upgrade else []))
@@ -142,8 +175,8 @@ def main() -> None:
     arguments = parser.parse_args()
     for database in DATABASES:
         for python_version in LOCKED_PYTHON_VERSIONS:
-            for auth in AUTH_CHOICES:
-                relock(database, python_version, auth, arguments.upgrade)
+            for auth, task_queue, examples in DEPENDENCY_SETS:
+                relock(database, python_version, auth, arguments.upgrade, task_queue, examples)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ from tests.variants import (
     PGBOUNCER_PATHS,
     PYTHON_VERSIONS,
     SERVER_DATABASE_PATHS,
+    TASK_EXAMPLE_PATHS,
+    TASK_NO_EXAMPLE_PATHS,
+    TASK_NO_USER_PATHS,
+    TASK_PATHS,
+    TASK_QUEUES,
     UPDATE_PATHS,
     USER_PATHS,
     VARIANTS,
@@ -56,7 +61,8 @@ def test_variants_cover_every_choice() -> None:
     assert tuple(choices["use_docker"]) == YES_NO
     assert tuple(choices["ci"]) == CI_CHOICES
     assert tuple(choices["auth"]) == AUTH_CHOICES
-    assert len(VARIANTS) == len(set(VARIANTS)) == 576
+    assert tuple(choices["task_queue"]) == TASK_QUEUES
+    assert len(VARIANTS) == len(set(VARIANTS)) == 576 * 2
 
 
 @pytest.mark.parametrize("variant", BAKED_VARIANTS, ids=str)
@@ -96,8 +102,8 @@ def test_no_template_syntax_left(bakery: Bakery, variant: Variant) -> None:
 
 # What authentication brings: nothing of it may be left in an auth=none bake.
 CACHES = {".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
-# (Not "bearer": /metrics asks for a bearer token, METRICS_TOKEN, in every variant.)
-AUTH_MENTION = re.compile(r"jwt|pwdlib|argon2|refresh.token|app\.auth", re.IGNORECASE)
+# (Not "bearer": /metrics, the web's and a worker's, take a bearer token in every variant.)
+AUTH_MENTION = re.compile(r"jwt|pwdlib|argon2|refresh.token|app\.auth|oauth2", re.IGNORECASE)
 
 
 @pytest.mark.parametrize("variant", LINT_VARIANTS, ids=str)
@@ -116,6 +122,36 @@ def test_without_auth_nothing_of_it_is_left(bakery: Bakery, variant: Variant) ->
         assert mentions == []
     else:
         assert "app/auth/tokens.py" in mentions
+
+
+# What the task queue brings: nothing of it may be left in a task_queue=none bake (its
+# answer is recorded in pyproject.toml's [tool.template-answers], by design).
+TASK_QUEUE_MENTION = re.compile(
+    r"taskiq|rabbitmq|amqp|outbox|broker|aio.pika|aiormq|smtp|processed_tasks|dead.letter"
+    r"|task.queue|scripts\.worker|make worker",
+    re.IGNORECASE,
+)
+RECORDED_ANSWER = 'task_queue = "none"\n'
+
+
+@pytest.mark.parametrize("variant", LINT_VARIANTS, ids=str)
+def test_without_a_task_queue_nothing_of_it_is_left(bakery: Bakery, variant: Variant) -> None:
+    project = bakery.project(variant)
+    mentions = sorted(
+        {
+            path.relative_to(project).as_posix()
+            for path in project.rglob("*")
+            if path.is_file()
+            and not CACHES.intersection(path.relative_to(project).parts)
+            and TASK_QUEUE_MENTION.search(
+                path.read_text(encoding="utf-8", errors="replace").replace(RECORDED_ANSWER, "")
+            )
+        }
+    )
+    if variant.task_queue == "none":
+        assert mentions == []
+    else:
+        assert "app/tasks/relay.py" in mentions
 
 
 def _imports(project: Path, module: re.Pattern[str]) -> list[str]:
@@ -165,6 +201,18 @@ def test_option_files_present_only_when_asked(bakery: Bakery, variant: Variant) 
     pgbouncer = [p for p in PGBOUNCER_PATHS if (project / p).exists()]
     with_pgbouncer = with_kubernetes and variant.database == "postgresql"
     assert pgbouncer == (list(PGBOUNCER_PATHS) if with_pgbouncer else [])
+    tasks = [p for p in TASK_PATHS if (project / p).exists()]
+    expected = [p for p in TASK_PATHS if with_kubernetes or not p.startswith("deploy/")]
+    assert tasks == (expected if variant.task_queue == "taskiq" else [])
+    with_examples = variant.task_queue == "taskiq" and variant.include_example_models == "yes"
+    without_examples = variant.task_queue == "taskiq" and variant.include_example_models == "no"
+    examples = [p for p in TASK_EXAMPLE_PATHS if (project / p).exists()]
+    assert examples == (list(TASK_EXAMPLE_PATHS) if with_examples else [])
+    no_examples = [p for p in TASK_NO_EXAMPLE_PATHS if (project / p).exists()]
+    assert no_examples == (list(TASK_NO_EXAMPLE_PATHS) if without_examples else [])
+    without_users = without_examples and variant.auth == "none"
+    no_users = [p for p in TASK_NO_USER_PATHS if (project / p).exists()]
+    assert no_users == (list(TASK_NO_USER_PATHS) if without_users else [])
 
 
 @pytest.mark.parametrize("variant", [v for v in BAKED_VARIANTS if v not in LINT_VARIANTS], ids=str)

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import RUN_ID, Bakery, DatabaseServer, python, run, tail
 from tests.locks import interpreter, uv_environment
-from tests.variants import CODE_VARIANTS, Variant
+from tests.variants import CODE_VARIANTS, TASK_QUEUE_TESTS, Variant
 
 PYTEST_NO_TESTS_COLLECTED = 5
 PARAMETERS = pytest.mark.parametrize(
@@ -36,7 +36,8 @@ def _failure_summary(output: str) -> str:
 def _database_name(variant: Variant, purpose: str) -> str:
     examples = "ex" if variant.include_example_models == "yes" else "noex"
     auth = "" if variant.auth == "none" else f"_{variant.auth}"
-    return f"ckt_{RUN_ID}_{variant.database}_{examples}{auth}_{purpose}"
+    tasks = "" if variant.task_queue == "none" else f"_{variant.task_queue}"
+    return f"ckt_{RUN_ID}_{variant.database}_{examples}{auth}{tasks}_{purpose}"
 
 
 def _locked_environment(project: Path, variant: Variant, folder: Path) -> Path:
@@ -64,6 +65,7 @@ def test_baked_suite_passes(
     database_server: DatabaseServer,
     throwaway_databases: list[str],
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     project = bakery.project(variant)
     name = _database_name(variant, "test")  # the baked fixtures insist on '_test'
@@ -74,8 +76,12 @@ def test_baked_suite_passes(
         # Nothing may fall back to the development database of .env.
         "DATABASE_URL": database_server.url(unused),
     }
+    if variant.task_queue == "taskiq":  # the machine's RabbitMQ, not .env's compose one
+        env["BROKER_URL"] = request.getfixturevalue("rabbitmq_url")
     environment = _locked_environment(project, variant, tmp_path)
     argv = [str(environment / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    if variant.task_queue == "taskiq":
+        argv += [test for test in TASK_QUEUE_TESTS if (project / test).exists()]
     result = run(argv, cwd=project, env=env)
     if result.returncode == PYTEST_NO_TESTS_COLLECTED:
         pytest.fail(f"the baked suite of {variant.code_id} ran no test:\n{tail(result.stdout)}")

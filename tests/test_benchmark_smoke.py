@@ -1,4 +1,5 @@
-"""The benchmark harness still works: `python benchmarks/run.py --smoke` end to end.
+"""The benchmark harnesses still work: `python benchmarks/run.py --smoke` and
+`python benchmarks/tasks.py --smoke` end to end.
 
 Bakes the PostgreSQL variant, seeds a tiny database, runs every scenario against the
 baked app and the raw-asyncpg reference for about a second each, and checks the
@@ -12,6 +13,7 @@ except under CI=true, where it fails (the `postgres_server` fixture).
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,3 +70,29 @@ def test_both_apps_answer_the_same(report: dict[str, Any]) -> None:
         for app, results in runs.items():
             assert results, (scenario, app)
             assert all(r["errors"] == 0 for r in results), (scenario, app, results)
+
+
+def test_the_task_queue_benchmark_runs(
+    postgres_server: PostgresServer, rabbitmq_url: str, tmp_path: Path
+) -> None:
+    """`python benchmarks/tasks.py --smoke`: both parts reported, each beside its
+    baseline, every number positive, no request failed."""
+    out = tmp_path / "tasks.json"
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "benchmarks" / "tasks.py"),
+        "--smoke",
+        "--database-prefix",
+        "bench_tasks_smoke",
+        "--output",
+        str(out),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    report = json.loads(out.read_text())
+    scenarios = [row["scenario"] for row in report["rows"]]
+    assert scenarios == ["create, with a task vs without", "relay, batches of 100"]
+    for row in report["rows"]:
+        assert row["value"] > 0, row
+        assert row["baseline"] > 0, row
+    assert report["errors"] == {"none": 0, "taskiq": 0}

@@ -36,6 +36,10 @@ from tests.variants import (
     KUBERNETES_PATHS,
     PGBOUNCER_PATHS,
     SERVER_DATABASE_PATHS,
+    TASK_EXAMPLE_PATHS,
+    TASK_NO_EXAMPLE_PATHS,
+    TASK_NO_USER_PATHS,
+    TASK_PATHS,
     USER_PATHS,
 )
 
@@ -199,6 +203,11 @@ def test_unsupported_python_version_is_refused_before_anything_is_written(
             "ERROR: include_example_models 'maybe' is not supported: choose one of yes, no",
         ),
         ("auth", "oauth", "ERROR: auth 'oauth' is not supported: choose one of none, jwt"),
+        (
+            "task_queue",
+            "celery",
+            "ERROR: task_queue 'celery' is not supported: choose one of none, taskiq",
+        ),
     ],
 )
 def test_pre_gen_hook_checks_choices(tmp_path: Path, field: str, value: str, message: str) -> None:
@@ -441,6 +450,10 @@ def test_pruned_paths_match_the_tests(post_gen: Any) -> None:
     assert post_gen.SERVER_DATABASE_PATHS == SERVER_DATABASE_PATHS
     assert post_gen.COMPOSE_MARIADB_PATHS == COMPOSE_MARIADB_PATHS
     assert post_gen.AUTH_PATHS == AUTH_PATHS
+    assert post_gen.TASK_PATHS == TASK_PATHS
+    assert post_gen.TASK_EXAMPLE_PATHS == TASK_EXAMPLE_PATHS
+    assert post_gen.TASK_NO_EXAMPLE_PATHS == TASK_NO_EXAMPLE_PATHS
+    assert post_gen.TASK_NO_USER_PATHS == TASK_NO_USER_PATHS
     assert post_gen.KUBERNETES_PATHS == KUBERNETES_PATHS
     assert post_gen.PGBOUNCER_PATHS == PGBOUNCER_PATHS
     assert {ci: paths[0] for ci, paths in post_gen.CI_PATHS.items()} == {
@@ -449,6 +462,8 @@ def test_pruned_paths_match_the_tests(post_gen: Any) -> None:
 
 
 GITLAB = (".gitlab-ci.yml", "renovate.json")
+# Everything of the task queue: what task_queue=none removes.
+NO_TASKS = (*TASK_PATHS, *TASK_EXAMPLE_PATHS, *TASK_NO_EXAMPLE_PATHS, *TASK_NO_USER_PATHS)
 
 
 @pytest.mark.parametrize(
@@ -462,11 +477,50 @@ GITLAB = (".gitlab-ci.yml", "renovate.json")
                 *COMPOSE_MARIADB_PATHS,
                 *KUBERNETES_PATHS,
                 *AUTH_PATHS,
+                *NO_TASKS,
             ],
         ),
-        ({"database": "postgresql"}, [*GITLAB, *COMPOSE_MARIADB_PATHS, *AUTH_PATHS]),
-        ({"database": "postgresql", "auth": "jwt"}, [*GITLAB, *COMPOSE_MARIADB_PATHS]),
-        ({"ci": "gitlab", "database": "mysql"}, [".github", *PGBOUNCER_PATHS, *AUTH_PATHS]),
+        ({"database": "postgresql"}, [*GITLAB, *COMPOSE_MARIADB_PATHS, *AUTH_PATHS, *NO_TASKS]),
+        ({"database": "postgresql", "auth": "jwt"}, [*GITLAB, *COMPOSE_MARIADB_PATHS, *NO_TASKS]),
+        (
+            {"database": "postgresql", "task_queue": "taskiq"},
+            [
+                *GITLAB,
+                *COMPOSE_MARIADB_PATHS,
+                *AUTH_PATHS,
+                *TASK_NO_EXAMPLE_PATHS,
+                *TASK_NO_USER_PATHS,
+            ],
+        ),
+        (
+            {"include_example_models": "no", "task_queue": "taskiq"},
+            [
+                *GITLAB,
+                *SERVER_DATABASE_PATHS,
+                *COMPOSE_MARIADB_PATHS,
+                *KUBERNETES_PATHS,
+                *AUTH_PATHS,
+                *EXAMPLE_PATHS,
+                *USER_PATHS,
+                *TASK_EXAMPLE_PATHS,
+            ],
+        ),
+        (
+            {"include_example_models": "no", "auth": "jwt", "task_queue": "taskiq"},
+            [
+                *GITLAB,
+                *SERVER_DATABASE_PATHS,
+                *COMPOSE_MARIADB_PATHS,
+                *KUBERNETES_PATHS,
+                *EXAMPLE_PATHS,
+                *TASK_EXAMPLE_PATHS,
+                *TASK_NO_USER_PATHS,
+            ],
+        ),
+        (
+            {"ci": "gitlab", "database": "mysql"},
+            [".github", *PGBOUNCER_PATHS, *AUTH_PATHS, *NO_TASKS],
+        ),
         (
             {"ci": "none", "use_docker": "no", "database": "mysql"},
             [
@@ -476,12 +530,14 @@ GITLAB = (".gitlab-ci.yml", "renovate.json")
                 *COMPOSE_MARIADB_PATHS,
                 *KUBERNETES_PATHS,
                 *AUTH_PATHS,
+                *NO_TASKS,
             ],
         ),
         (
             {"include_example_models": "no", "ci": "gitlab"},
             [
                 *AUTH_PATHS,
+                *NO_TASKS,
                 *EXAMPLE_PATHS,
                 *USER_PATHS,
                 ".github",
@@ -492,7 +548,7 @@ GITLAB = (".gitlab-ci.yml", "renovate.json")
         ),
         (
             {"include_example_models": "no", "auth": "jwt", "database": "mysql"},
-            [*EXAMPLE_PATHS, *GITLAB, *PGBOUNCER_PATHS],
+            [*EXAMPLE_PATHS, *GITLAB, *PGBOUNCER_PATHS, *NO_TASKS],
         ),
     ],
 )
@@ -537,6 +593,22 @@ def test_env_file_gets_a_fresh_value_for_each_secret(post_gen: Any, tmp_path: Pa
     (tmp_path / ".env").unlink()
     post_gen.write_env_file(tmp_path)
     assert (tmp_path / ".env").read_text(encoding="utf-8") != first  # random per bake
+
+
+def test_the_broker_url_gets_the_broker_password(post_gen: Any, tmp_path: Path) -> None:
+    example = (
+        "DATABASE_URL=postgresql+asyncpg://app:change-me@127.0.0.1:5432/db\n"
+        "DB_PASSWORD=change-me\n"
+        "BROKER_URL=amqp://app:change-me@127.0.0.1:5672/\n"
+        "BROKER_PASSWORD=change-me\n"
+    )
+    (tmp_path / ".env.example").write_text(example, encoding="utf-8")
+    post_gen.write_env_file(tmp_path)
+    env = dotenv_values(tmp_path / ".env")
+    assert make_url(env["BROKER_URL"] or "").password == env["BROKER_PASSWORD"]
+    assert make_url(env["DATABASE_URL"] or "").password == env["DB_PASSWORD"]
+    assert env["BROKER_PASSWORD"] != env["DB_PASSWORD"]
+    assert "change-me" not in (tmp_path / ".env").read_text(encoding="utf-8")
 
 
 def test_env_file_is_never_overwritten(post_gen: Any, tmp_path: Path) -> None:

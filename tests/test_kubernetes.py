@@ -49,11 +49,17 @@ MANIFEST_VARIANTS = [
         Variant(database, "yes", "no", TEST_PYTHON_VERSION, auth="jwt")
         for database in SERVER_DATABASES
     ),
+    # The task workers: with the examples on one server, without them on the other.
+    Variant("postgresql", "yes", "no", TEST_PYTHON_VERSION, task_queue="taskiq"),
+    Variant("mysql", "no", "no", TEST_PYTHON_VERSION, task_queue="taskiq"),
 ]
+TASK_QUEUE_VARIANTS = [v for v in MANIFEST_VARIANTS if v.task_queue == "taskiq"]
 # The commands differ with the examples only by the purge CronJob's, and with auth only by
 # the Secret's keys: run them once per server.
 COMMAND_VARIANTS = [
-    v for v in MANIFEST_VARIANTS if v.include_example_models == "yes" and v.auth == "none"
+    v
+    for v in MANIFEST_VARIANTS
+    if v.include_example_models == "yes" and v.auth == "none" and v.task_queue == "none"
 ]
 WITHOUT_MANIFESTS = [
     Variant("sqlite", "yes", "no", TEST_PYTHON_VERSION),
@@ -127,6 +133,18 @@ def _resources(project: Path) -> list[dict[str, Any]]:
         for name in _kustomization(folder)["resources"]
         for document in _load_all((folder / name).read_text(encoding="utf-8"))
     ]
+
+
+def _web_name(resources: list[dict[str, Any]]) -> str:
+    """The name of the web pods' Deployment (beside it, with a task queue: the workers')."""
+    (web,) = [
+        r
+        for r in resources
+        if r["kind"] == "Deployment"
+        and r["metadata"]["labels"]["app.kubernetes.io/component"] == "web"
+    ]
+    name: str = web["metadata"]["name"]
+    return name
 
 
 def _one(resources: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -460,7 +478,7 @@ def test_ports_probes_and_shutdown_agree_with_the_image(bakery: Bakery, variant:
     project = bakery.project(variant)
     image = _image(project)
     resources = _resources(project)
-    name = _one(resources, "Deployment")["metadata"]["name"]
+    name = _web_name(resources)
     pod = _one(resources, "Deployment", name)["spec"]["template"]
     (app,) = pod["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in app["ports"]}
@@ -516,7 +534,7 @@ def test_pods_run_as_the_image_user_on_a_read_only_root(bakery: Bakery, variant:
     pods = _pod_specs(resources)
     assert len(pods) == (3 if variant.include_example_models == "yes" else 2) + (
         1 if variant.database == "postgresql" else 0
-    )
+    ) + (1 if variant.task_queue == "taskiq" else 0)
     for where, pod in pods.items():
         runs_the_image = all(_image_name(c["image"]) == project.name for c in _containers(pod))
         security = pod["securityContext"]
@@ -558,6 +576,7 @@ def test_one_image_everywhere(bakery: Bakery, variant: Variant) -> None:
     images = {c["image"] for c in _app_containers(project, resources)}
     assert images == {project.name}
     expected = 4 if variant.include_example_models == "yes" else 3  # + the CronJob's
+    expected += 2 if variant.task_queue == "taskiq" else 0  # + the worker and its wait
     assert len(_app_containers(project, resources)) == expected
     (kustomized,) = _kustomization(_deploy(project))["images"]
     assert kustomized["name"] == project.name
@@ -594,7 +613,7 @@ def test_every_variable_is_a_setting_and_the_numbers_agree(
     }
     assert used == set(_config_maps_and_secrets(resources))
 
-    name = _one(resources, "Deployment")["metadata"]["name"]
+    name = _web_name(resources)
     deployment = _one(resources, "Deployment", name)
     (app,) = deployment["spec"]["template"]["spec"]["containers"]
     web = _environment(app, resources)
@@ -619,7 +638,53 @@ def test_every_variable_is_a_setting_and_the_numbers_agree(
         (purge,) = _pod_specs(resources)[f"CronJob/{name}-purge"]["containers"]
         job = _environment(purge, resources)
         jobs += int(job["JOB_DB_POOL_SIZE"]) + int(job.get("JOB_DB_MAX_OVERFLOW", "0"))
+    if variant.task_queue == "taskiq":
+        workers = _one(resources, "Deployment", f"{name}-worker")
+        (worker,) = workers["spec"]["template"]["spec"]["containers"]
+        settings_of_worker = _environment(worker, resources)
+        rollout = workers["spec"]["strategy"]["rollingUpdate"]
+        most = workers["spec"]["replicas"] + rollout["maxSurge"]
+        pools += most * (
+            int(settings_of_worker["WORKER_DB_POOL_SIZE"])
+            + int(settings_of_worker["WORKER_DB_MAX_OVERFLOW"])
+        )
     assert pools + jobs <= DEFAULT_MAX_CONNECTIONS[variant.database]
+
+
+@pytest.mark.parametrize("variant", TASK_QUEUE_VARIANTS, ids=str)
+def test_the_workers_probes_shutdown_and_disruption_budget(
+    bakery: Bakery, variant: Variant
+) -> None:
+    """The worker's command is compose's; its probes ask /livez on WORKER_METRICS_PORT and
+    nothing reads its readiness (no Service selects it); it gets longer to stop than
+    WORKER_SHUTDOWN_SECONDS; Prometheus is told the port; drains take one at a time."""
+    project = bakery.project(variant)
+    resources = _resources(project)
+    name = f"{_web_name(resources)}-worker"
+    deployment = _one(resources, "Deployment", name)
+    pod = deployment["spec"]["template"]
+    (worker,) = pod["spec"]["containers"]
+    assert worker["command"] == _compose(project)["services"]["worker"]["command"]
+    code = (
+        "import json\nfrom app.settings import Settings\n"
+        "s = Settings(_env_file=None)\n"
+        "print(json.dumps([s.worker_metrics_port, s.worker_shutdown_seconds]))"
+    )
+    port, shutdown = _in_project(project, code)
+    ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
+    assert ports == {"metrics": port}
+    for probe in ("startupProbe", "livenessProbe"):
+        assert worker[probe]["httpGet"] == {"path": "/livez", "port": "metrics"}, probe
+    assert "readinessProbe" not in worker
+    assert pod["spec"]["terminationGracePeriodSeconds"] > shutdown
+    assert int(pod["metadata"]["annotations"]["prometheus.io/port"]) == port
+    assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    pdb = _one(resources, "PodDisruptionBudget", name)["spec"]
+    assert pdb["selector"]["matchLabels"] == selector
+    assert pdb["maxUnavailable"] < deployment["spec"]["replicas"]
+    for service in (r for r in resources if r["kind"] == "Service"):
+        assert service["spec"]["selector"] != selector
 
 
 @pytest.mark.parametrize("variant", MANIFEST_VARIANTS, ids=str)
@@ -628,7 +693,7 @@ def test_the_shipped_secret_is_refused_until_its_placeholders_are_replaced(
 ) -> None:
     project = bakery.project(variant)
     resources = _resources(project)
-    name = _one(resources, "Deployment")["metadata"]["name"]
+    name = _web_name(resources)
     (secret,) = [r["stringData"] for r in resources if r["kind"] == "Secret"]
     # Nothing real is committed: every value holds the placeholder.
     assert all(PLACEHOLDER in value for value in secret.values()), secret
@@ -700,7 +765,7 @@ def test_the_commands_run_as_written(
 ) -> None:
     project = bakery.project(variant)
     resources = _resources(project)
-    name = _one(resources, "Deployment")["metadata"]["name"]
+    name = _web_name(resources)
     pods = _pod_specs(resources)
     (secret,) = [r["stringData"] for r in resources if r["kind"] == "Secret"]
 

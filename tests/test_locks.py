@@ -1,5 +1,6 @@
 """Each baked variant's uv.lock matches its pyproject.toml (`uv lock --check`), for
-every database, auth choice and Python version the template ships a lock for; where it
+every database, dependency set (auth, task queue, examples) and Python version the
+template ships a lock for; where it
 ships none (3.14), the bake has no stale or empty lock and the hook says to lock.
 tests/test_baked_suites.py installs each database's suite from its lock."""
 
@@ -10,17 +11,18 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Bakery, import_hook, render_context
-from tests.locks import LOCKED_PYTHON_VERSIONS, uv_lock
-from tests.variants import AUTH_CHOICES, DATABASES, PYTHON_VERSIONS, Variant
+from tests.locks import DEPENDENCY_SETS, LOCKED_PYTHON_VERSIONS, uv_lock
+from tests.variants import DATABASES, PYTHON_VERSIONS, Variant
 
 
-@pytest.mark.parametrize("auth", AUTH_CHOICES)
+@pytest.mark.parametrize(("auth", "task_queue", "examples"), DEPENDENCY_SETS)
 @pytest.mark.parametrize("python_version", LOCKED_PYTHON_VERSIONS)
 @pytest.mark.parametrize("database", DATABASES)
 def test_the_shipped_lock_matches_the_bake(
-    bakery: Bakery, database: str, python_version: str, auth: str
+    bakery: Bakery, database: str, python_version: str, auth: str, task_queue: str, examples: str
 ) -> None:
-    project = bakery.project(Variant(database, "yes", "no", python_version, auth=auth))
+    variant = Variant(database, examples, "no", python_version, auth=auth, task_queue=task_queue)
+    project = bakery.project(variant)
     checked = uv_lock(project, python_version, "--check")
     assert checked.returncode == 0, checked.stderr
 

@@ -143,6 +143,63 @@ def _assert_env_logs_into_composes_database(
     assert make_url(dotenv["DATABASE_URL"] or "").database == db["environment"][database_key]
 
 
+TASK_QUEUE_VARIANTS = [
+    Variant(database, "yes", "no", "3.11", "yes", ci, task_queue="taskiq")
+    for database in DATABASES
+    for ci in ("github", "gitlab")
+]
+
+
+@pytest.mark.parametrize("variant", TASK_QUEUE_VARIANTS, ids=str)
+def test_task_queue_in_compose_and_ci(bakery: Bakery, variant: Variant) -> None:
+    """compose's healthchecked `rabbitmq`, logged into by .env's BROKER_URL with .env's
+    BROKER_PASSWORD, and a `worker` after the migration and RabbitMQ; CI's RabbitMQ
+    service, logged into by CI's BROKER_URL."""
+    project = bakery.project(variant)
+    compose = _yaml(project / "docker-compose.yml")
+    _validate(compose, "compose-spec.json")
+    services = compose["services"]
+    rabbitmq, worker = services["rabbitmq"], services["worker"]
+    assert rabbitmq["ports"] == ["127.0.0.1:5672:5672"]
+    assert "healthcheck" in rabbitmq
+    password = rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"]
+    assert password == "${BROKER_PASSWORD:?set BROKER_PASSWORD in .env}"  # noqa: S105
+    dotenv = dotenv_values(project / ".env")
+    host_url = make_url(dotenv["BROKER_URL"] or "")
+    assert (host_url.username, host_url.host, host_url.port) == (
+        rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"],
+        "127.0.0.1",
+        5672,
+    )
+    assert host_url.password == dotenv["BROKER_PASSWORD"]
+    assert worker["command"] == ["python", "-m", "scripts.worker"]
+    assert worker["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"},
+        "rabbitmq": {"condition": "service_healthy"},
+    }
+    assert "9100/livez" in " ".join(worker["healthcheck"]["test"])
+    worker_url = make_url(worker["environment"]["BROKER_URL"])
+    assert (worker_url.username, worker_url.host) == ("app", "rabbitmq")
+    if variant.ci == "github":
+        job = _yaml(project / ".github/workflows/ci.yml")["jobs"]["test"]
+        service = job["services"]["rabbitmq"]
+        user = service["env"]
+        ci_url = make_url(job["env"]["BROKER_URL"])
+        assert ci_url.host == "127.0.0.1"
+        assert service["ports"] == ["5672:5672"]
+    else:
+        job = _yaml(project / ".gitlab-ci.yml")["test"]
+        (service,) = [s for s in job["services"] if s["name"].startswith("rabbitmq:")]
+        user = service["variables"]
+        ci_url = make_url(job["variables"]["BROKER_URL"])
+        assert ci_url.host == service["alias"]
+    assert (ci_url.username, ci_url.password) == (
+        user["RABBITMQ_DEFAULT_USER"],
+        user["RABBITMQ_DEFAULT_PASS"],
+    )
+    assert ci_url.username != "guest"  # refused from anywhere but localhost
+
+
 @pytest.mark.parametrize("variant", STATIC_VARIANTS[::2], ids=str)
 def test_dockerfile(bakery: Bakery, variant: Variant) -> None:
     parser = DockerfileParser(path=str(bakery.project(variant) / "Dockerfile"))
@@ -194,18 +251,21 @@ def test_pre_commit_config(bakery: Bakery, database: str) -> None:
 
 
 def test_template_ci_workflow() -> None:
-    """The template's own workflow runs the README's test command against both servers."""
+    """The template's own workflow runs the README's test command against both database
+    servers and RabbitMQ."""
     workflow = _yaml(REPO_ROOT / ".github/workflows/template-ci.yml")
     _validate(workflow, "github-workflows.json")
     job = workflow["jobs"]["matrix"]
-    assert {s["image"].split(":")[0] for s in job["services"].values()} == {"postgres", "mariadb"}
+    images = {s["image"].split(":")[0] for s in job["services"].values()}
+    assert images == {"postgres", "mariadb", "rabbitmq"}
     assert job["steps"][-1]["run"] == "bash scripts/test.sh"
     python_versions = job["steps"][1]["with"]["python-version"].split()
     assert set(python_versions) >= set(LOCKED_PYTHON_VERSIONS)  # tests/test_locks.py needs each
     # `mysql` means MySQL or MariaDB: its suites run against MySQL 8 as well.
     mysql = workflow["jobs"]["mysql8"]
-    [service] = mysql["services"].values()
+    service = mysql["services"]["mysql"]
     assert service["image"].startswith("mysql:8")
+    assert mysql["services"]["rabbitmq"]["ports"] == ["5672:5672"]  # the taskiq variant's
     assert service["ports"] == ["3306:3306"]  # where tests/conftest.py looks for it
     run = mysql["steps"][-1]["run"]
     assert run.startswith("python -m pytest tests/test_baked_suites.py")

@@ -330,7 +330,7 @@ def test_the_file_table_is_what_the_hook_prunes(tmp_path: Path) -> None:
     config = json.loads((REPO_ROOT / "cookiecutter.json").read_text(encoding="utf-8"))
     table = _file_table()
     assert table, "no table under '## Files each answer adds'"
-    names = ("database", "include_example_models", "auth", "use_docker", "ci")
+    names = ("database", "include_example_models", "auth", "task_queue", "use_docker", "ci")
     removable: set[str] = set()
     wrong = []
     for values in itertools.product(*(config[name] for name in names)):

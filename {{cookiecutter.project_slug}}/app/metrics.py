@@ -38,6 +38,10 @@ from prometheus_client import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 from starlette.types import Scope
+{%- if cookiecutter.task_queue == "taskiq" %}
+
+from app.tasks.outbox_gauges import observe_outbox
+{%- endif %}
 
 logger = logging.getLogger(__name__)
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -113,6 +117,9 @@ def require_metrics_token(request: Request) -> None:
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(require_metrics_token)])
 async def metrics(request: Request) -> Response:
     observe_pools(request.app.state.engines.pools)
+{%- if cookiecutter.task_queue == "taskiq" %}
+    await observe_outbox(request.app.state.database, request.app.state.settings.readiness_timeout)
+{%- endif %}
     if MULTIPROCESS_DIR:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=MULTIPROCESS_DIR)  # type: ignore[no-untyped-call]

@@ -198,7 +198,64 @@ class Settings(BaseSettings):
         default=None, gt=0, description="Seconds a migration statement may run; unset: no limit."
     )
 {%- endif %}
+{%- if cookiecutter.task_queue == "taskiq" %}
 
+    # Task queue (app/tasks, docs/operations.md): RabbitMQ, the outbox's relay, and the
+    # worker's own database pool (WORKER_DB_*), which runs many tasks at once.
+    broker_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ's AMQP URL."
+    )
+    task_queue_name: str = Field(
+        default="{{ cookiecutter.project_slug }}",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="The exchange and queue; `.retry-N` and `.dead-letter` queues beside it.",
+    )
+    task_max_attempts: int = Field(default=5, ge=1, le=50, description="Then dead-lettered.")
+    task_retry_delay_seconds: float = Field(
+        default=10.0, gt=0, description="Before the 2nd attempt; doubled for each next one."
+    )
+    task_retry_max_delay_seconds: float = Field(default=900.0, gt=0)
+    task_timeout_seconds: float = Field(default=300.0, gt=0, description="One attempt, at most.")
+    worker_db_pool_size: int = Field(default=5, ge=1)
+    worker_db_max_overflow: int = Field(default=10, ge=0)
+{%- if db != "sqlite" %}
+    worker_db_pool_recycle: int = Field(default=7200, description="Seconds before reconnecting.")
+{%- endif %}
+    worker_metrics_port: int = Field(default=9100, ge=1, le=65535)
+    worker_shutdown_seconds: float = Field(
+        default=25.0, ge=0, description="On SIGTERM: how long tasks in hand may take to finish."
+    )
+    relay_batch_size: int = Field(default=100, ge=1, le=10_000)
+    relay_poll_seconds: float = Field(default=1.0, gt=0, description="Between looks at the outbox.")
+    relay_lease_seconds: float = Field(
+        default=60.0, gt=0, description="A claimed row returns to the queue after this."
+    )
+    relay_publish_timeout_seconds: float = Field(default=10.0, gt=0)
+{%- if cookiecutter.include_example_models == "yes" %}
+    smtp_url: str = Field(
+        default="smtp://127.0.0.1:1025",
+        description="smtp://[user:password@]host:port (STARTTLS when offered), or smtps://.",
+    )
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_from: str = "{{ cookiecutter.project_slug }}@example.com"
+{%- endif %}
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker_url(cls, value: str) -> str:
+        if not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("BROKER_URL must be an amqp:// or amqps:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_broker_placeholder(self) -> Self:
+        if self.environment != "development" and f":{PLACEHOLDER}@" in self.broker_url:
+            raise ValueError(
+                "BROKER_URL uses the placeholder password from .env.example; "
+                "set a real one (only ENVIRONMENT=development accepts it)"
+            )
+        return self
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 
     # Authentication (app/auth, docs/auth.md).

@@ -1,6 +1,8 @@
 {%- set examples = cookiecutter.include_example_models == "yes" -%}
 {%- set auth = cookiecutter.auth == "jwt" -%}
-"""Physically delete users soft-deleted more than N days ago{% if examples %}, with their posts{% endif %}.
+{%- set tasks = cookiecutter.task_queue == "taskiq" -%}
+"""Physically delete users soft-deleted more than N days ago{% if examples %}, with their posts{% endif %}{% if tasks %};
+then the outbox rows sent, and the ids of tasks done, more than N days ago{% endif %}.
 
     python -m scripts.purge_deleted --older-than-days 30 [--batch-size 500]
 
@@ -32,6 +34,9 @@ from app.auth.purge import purge_auth
 from app.db.session import job_database
 from app.db.types import utcnow
 from app.settings import get_settings
+{%- if cookiecutter.task_queue == "taskiq" %}
+from app.tasks.purge import purge_outbox
+{%- endif %}
 from app.users.purge import Purged, count_purgeable, purge_deleted
 
 INTERRUPTED = 130
@@ -125,6 +130,12 @@ async def run(older_than_days: int, batch_size: int) -> int:
                     f"{auth.throttle_rows} old throttle counts removed",
                     flush=True,
                 )
+{%- endif %}
+{%- if tasks %}
+            outbox = await purge_outbox(
+                database, cutoff, batch_size, should_stop=lambda: stop.requested
+            )
+            print(f"outbox: {outbox.sent} sent rows, {outbox.processed} processed ids purged")
 {%- endif %}
     except asyncio.CancelledError:
         stop.requested = True

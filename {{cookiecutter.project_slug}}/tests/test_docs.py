@@ -34,6 +34,9 @@ NOT_SETTINGS = {
     "DB_PASSWORD",
     "PROMETHEUS_MULTIPROC_DIR",
     "OTEL_EXPORTER_OTLP_ENDPOINT",
+{%- if cookiecutter.task_queue == "taskiq" %}
+    "BROKER_PASSWORD",
+{%- endif %}
 }
 # The files that docs/migrations.md's worked example adds (a `tags` model).
 WORKED_EXAMPLE = ("app/tags/", "tests/test_tags.py")

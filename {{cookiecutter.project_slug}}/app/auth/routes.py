@@ -1,3 +1,4 @@
+{%- set welcome = cookiecutter.task_queue == "taskiq" and cookiecutter.include_example_models == "yes" -%}
 """HTTP endpoints under `/api/v1/auth`: register, log in, refresh, log out, change the
 password.
 
@@ -20,9 +21,15 @@ from app.auth.passwords import Passwords
 from app.auth.schemas import PasswordChange, RefreshRequest, Registration, TokenPair
 from app.auth.throttle import throttled
 from app.db.keys import new_id
+{%- if welcome %}
+from app.db.outbox import enqueue
+{%- endif %}
 from app.db.session import database
 from app.db.types import utcnow
 from app.errors import InvalidInputError
+{%- if welcome %}
+from app.tasks.welcome_email import send_welcome_email
+{%- endif %}
 from app.users import repository as users
 from app.users.schemas import UserCreate, UserRead
 
@@ -82,9 +89,17 @@ async def register(data: Registration, request: Request) -> UserRead:
     _long_enough(request, data.password, "password")
     password_hash = await passwords_of(request).hash(data.password)
     async with database(request).transaction() as connection:
+{%- if welcome %}
+        user = await users.create_user(
+            connection, UserCreate(email=data.email, full_name=data.full_name), password_hash
+        )
+        await enqueue(connection, send_welcome_email, user_id=user.id)
+        return user
+{%- else %}
         return await users.create_user(
             connection, UserCreate(email=data.email, full_name=data.full_name), password_hash
         )
+{%- endif %}
 
 
 @router.post(

@@ -1,6 +1,7 @@
 {%- set db = cookiecutter.database -%}
 {%- set auth = cookiecutter.auth == "jwt" -%}
 {%- set examples = cookiecutter.include_example_models == "yes" -%}
+{%- set welcome = cookiecutter.task_queue == "taskiq" and examples -%}
 """HTTP endpoints for users under `/api/v1/users`.
 
 Each endpoint declares what it opens (app.db.session): a WriteSession for a unit of
@@ -23,10 +24,16 @@ from fastapi import APIRouter, Query, Request, Response, status
 {% if auth -%}
 from app.auth.access import ADMIN_ONLY, Anyone, SelfOrAdmin, SignedIn, forbidden
 {% endif -%}
+{% if welcome -%}
+from app.db.outbox import enqueue
+{% endif -%}
 from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession
 from app.edge import body_limit
 from app.pages import PageParams, link_next_page, start_of_page
 from app.schemas import Text
+{% if welcome -%}
+from app.tasks.welcome_email import send_welcome_email
+{% endif -%}
 from app.users import repository
 from app.users.schemas import (
     RoleAssign,
@@ -66,7 +73,14 @@ def _as_seen_by(caller: Anyone, user: UserRead) -> UserRead:
     dependencies=[ADMIN_ONLY],
 {%- endif %}
 )
-{%- if db == "sqlite" %}
+{%- if welcome %}
+async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
+    """The user and its welcome email (app.tasks) commit together, or neither does."""
+    connection = await session.connection()
+    user = await repository.create_user(connection, data)
+    await enqueue(connection, send_welcome_email, user_id=user.id)
+    return user
+{%- elif db == "sqlite" %}
 async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
 {%- if auth %}
     """A user without a password, who cannot log in until one is set: for admins."""

@@ -1,8 +1,39 @@
 {%- set db = cookiecutter.database -%}
+{%- macro outbox_tables() %}
+    op.create_table(
+        "outbox",
+        sa.Column("id", UUID_KEY, nullable=False),
+        sa.Column("task", sa.String(length=200), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("request_id", sa.String(length=64), nullable=True),
+        sa.Column("created_at", UTC_TIMESTAMP, server_default=SERVER_NOW, nullable=False),
+        sa.Column("claimed_until", UTC_TIMESTAMP, nullable=True),
+        sa.Column("sent_at", UTC_TIMESTAMP, nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+    )
+{%- if db == "mysql" %}
+    op.create_index("ix_outbox_sent_at_id", "outbox", ["sent_at", "id"])
+{%- else %}
+    op.create_index(
+        "ix_outbox_pending_id", "outbox", ["id"], {{ db }}_where=sa.text("sent_at IS NULL")
+    )
+    op.create_index(
+        "ix_outbox_sent_at", "outbox", ["sent_at"], {{ db }}_where=sa.text("sent_at IS NOT NULL")
+    )
+{%- endif %}
+    op.create_table(
+        "processed_tasks",
+        sa.Column("outbox_id", UUID_KEY, nullable=False),
+        sa.Column("processed_at", UTC_TIMESTAMP, server_default=SERVER_NOW, nullable=False),
+        sa.PrimaryKeyConstraint("outbox_id", name=op.f("pk_processed_tasks")),
+    )
+    op.create_index(op.f("ix_processed_tasks_processed_at"), "processed_tasks", ["processed_at"])
+{%- endmacro -%}
 {%- set examples = cookiecutter.include_example_models == "yes" -%}
 {%- set auth = cookiecutter.auth == "jwt" -%}
 {%- set users = examples or auth -%}
-"""Initial schema{% if users %}: users, roles, user_roles{% if examples %}, posts{% endif %}{% if auth %}, refresh_tokens, auth_throttle{% endif %}{% endif %}.
+{%- set tasks = cookiecutter.task_queue == "taskiq" -%}
+"""Initial schema{% if users or tasks %}: every table of the models in app/models.py{% endif %}.
 
 Written by hand and reviewed, with a fixed revision id; the tests prove it matches
 the models on this database (`tests/test_migrations.py`).
@@ -13,7 +44,7 @@ Create Date: 2026-11-24
 """
 
 from collections.abc import Sequence
-{% if users %}
+{% if users or tasks %}
 import sqlalchemy as sa
 from alembic import op
 {%- if db == "mysql" %}
@@ -166,6 +197,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_auth_throttle_window_start"), "auth_throttle", ["window_start"])
 {%- endif %}
+{%- if tasks %}{{ outbox_tables() }}{%- endif %}
 
 
 def downgrade() -> None:
@@ -175,8 +207,21 @@ def downgrade() -> None:
 {%- else %}
     # Dropping a table drops its indexes and foreign keys with it.
 {%- endif %}
+{%- if tasks %}
+    op.drop_table("processed_tasks")
+    op.drop_table("outbox")
+{%- endif %}
     for table in ({% if auth %}"auth_throttle", "refresh_tokens", {% endif %}"user_roles", {% if examples %}"posts", {% endif %}"users", "roles"):
         op.drop_table(table)
+{%- elif tasks %}
+
+def upgrade() -> None:
+{{- outbox_tables() }}
+
+
+def downgrade() -> None:
+    op.drop_table("processed_tasks")
+    op.drop_table("outbox")
 {%- else %}
 
 def upgrade() -> None:
