@@ -90,7 +90,10 @@ NOT_SETTINGS = frozenset({"PROMETHEUS_MULTIPROC_DIR"})
 # The servers' default max_connections: the manifests' pools must fit in it.
 DEFAULT_MAX_CONNECTIONS = {"postgresql": 100, "mysql": 151}
 # Kinds of the Prometheus Operator, which kubernetes-validate has no schema for.
-OPERATOR_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
+OPERATOR_KINDS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+}
 DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 MAX_NAME = {"CronJob": 52}  # the controller appends 11 characters to a Job's name
 MAX_LABEL = 63
@@ -423,7 +426,8 @@ def test_what_kustomize_builds_is_valid_kubernetes(
     ]
     assert sorted((r["kind"], r["metadata"]["name"]) for r in built) == sorted(expected)
     assert {c["image"] for c in _app_containers(project, built)} == {f"{project.name}:{tag}"}
-    added = {"pgbouncer": 6, "monitoring": 1}  # resources each component adds
+    # Resources each component adds (monitoring: the web pods', and the workers').
+    added = {"pgbouncer": 6, "monitoring": 2 if variant.task_queue == "taskiq" else 1}
     for component in COMPONENT_FOLDERS[variant.database]:
         with_it = _kustomize(_with(project, tmp_path, component))
         assert _strict_errors(with_it, f"kubectl kustomize ({component})") == []
@@ -657,7 +661,9 @@ def test_the_workers_probes_shutdown_and_disruption_budget(
 ) -> None:
     """The worker's command is compose's; its probes ask /livez on WORKER_METRICS_PORT and
     nothing reads its readiness (no Service selects it); it gets longer to stop than
-    WORKER_SHUTDOWN_SECONDS; Prometheus is told the port; drains take one at a time."""
+    WORKER_SHUTDOWN_SECONDS; Prometheus scrapes that port with the token (a PodMonitor: the
+    pods carry no prometheus.io/* annotations, which would scrape without it); drains take
+    one at a time."""
     project = bakery.project(variant)
     resources = _resources(project)
     name = f"{_web_name(resources)}-worker"
@@ -667,7 +673,7 @@ def test_the_workers_probes_shutdown_and_disruption_budget(
     assert worker["command"] == _compose(project)["services"]["worker"]["command"]
     code = (
         "import json\nfrom app.settings import Settings\n"
-        "s = Settings(_env_file=None)\n"
+        "s = Settings(_env_file=None, environment=\"development\")\n"
         "print(json.dumps([s.worker_metrics_port, s.worker_shutdown_seconds]))"
     )
     port, shutdown = _in_project(project, code)
@@ -677,8 +683,13 @@ def test_the_workers_probes_shutdown_and_disruption_budget(
         assert worker[probe]["httpGet"] == {"path": "/livez", "port": "metrics"}, probe
     assert "readinessProbe" not in worker
     assert pod["spec"]["terminationGracePeriodSeconds"] > shutdown
-    assert int(pod["metadata"]["annotations"]["prometheus.io/port"]) == port
-    assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
+    assert "annotations" not in pod["metadata"]
+    monitor_file = _deploy(project) / "monitoring" / "worker-podmonitor.yaml"
+    (monitor,) = _load_all(monitor_file.read_text(encoding="utf-8"))
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert monitor["spec"]["selector"]["matchLabels"] == pod["metadata"]["labels"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/metrics")
+    assert endpoint["authorization"]["credentials"]["key"] == "METRICS_TOKEN"
     selector = deployment["spec"]["selector"]["matchLabels"]
     pdb = _one(resources, "PodDisruptionBudget", name)["spec"]
     assert pdb["selector"]["matchLabels"] == selector
