@@ -673,7 +673,7 @@ def test_the_workers_probes_shutdown_and_disruption_budget(
     assert worker["command"] == _compose(project)["services"]["worker"]["command"]
     code = (
         "import json\nfrom app.settings import Settings\n"
-        "s = Settings(_env_file=None, environment=\"development\")\n"
+        's = Settings(_env_file=None, environment="development")\n'
         "print(json.dumps([s.worker_metrics_port, s.worker_shutdown_seconds]))"
     )
     port, shutdown = _in_project(project, code)
