@@ -128,7 +128,10 @@ def worker_environment(settings: Settings, database_url: str, **extra: str) -> d
         **values,
         "DATABASE_URL": database_url,
         "ENVIRONMENT": "test",
-        "SECRET_KEY": "test-only-secret-key",
+        "SECRET_KEY": settings.secret_key,
+{%- if cookiecutter.auth == "jwt" %}
+        "JWT_SECRET_KEY": settings.jwt_secret_key,
+{%- endif %}
         "LOG_FORMAT": "json",
         **extra,
     }

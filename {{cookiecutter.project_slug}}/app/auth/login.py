@@ -1,14 +1,17 @@
+{%- set db = cookiecutter.database -%}
 """Password checks, limited per account in the database.
 
 An account allows LOGIN_MAX_FAILURES password checks; the one that fails with the
 count full locks it for LOGIN_LOCKOUT_SECONDS. The check is *claimed* before the
-(slow) hash runs, by one conditional UPDATE that counts it only while the account
-is not locked and the count is not full, so a burst of parallel guesses gets no
-more checks than the limit, on every worker{{ "" if cookiecutter.database == "sqlite" else " and instance" }}: the others are refused without
-one. A refused attempt still verifies against a stand-in hash, so a locked account
-answers as slowly as a wrong password and the timing does not tell it exists. A
-success clears the count, unless a failure locked the account meanwhile, and stores
-a new hash when the hashing parameters changed since the last one.
+(slow) hash runs, in a short transaction of its own that {% if db == "sqlite" %}holds the write lock
+(BEGIN IMMEDIATE){% else %}locks the account's row
+(SELECT ... FOR UPDATE){% endif %}, counts the check only while the account is not locked and the
+count is not full, and commits: a burst of parallel guesses gets no more checks than
+the limit, on every worker{{ "" if db == "sqlite" else " and instance" }}, and the others are refused without one. A refused
+attempt still verifies against a stand-in hash, so a locked account answers as
+slowly as a wrong password and the timing does not tell it exists. A success clears
+the count, unless a failure locked the account meanwhile, and stores a new hash
+when the hashing parameters changed since the last one.
 Docs: https://cheatsheetseries.owasp.org/cheatsheets/Authentication_Cheat_Sheet.html#account-lockout
 """
 
@@ -16,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, or_, select, update
+from sqlalchemy import ColumnElement, select, update
 
 from app.auth.passwords import Passwords
 from app.db.session import Database
@@ -25,16 +28,6 @@ from app.settings import Settings
 from app.users.models import User
 
 _LIVE = User.is_deleted.is_(False)
-_LOCK_OVER = User.locked_until <= bindparam("now")
-_CHECK_ALLOWED = or_(
-    and_(User.locked_until.is_(None), User.failed_logins < bindparam("max_checks")), _LOCK_OVER
-)
-# failed_logins first: MySQL evaluates SET from left to right, and both must see the
-# lock as it was before this UPDATE.
-_COUNT_THE_CHECK = (
-    (User.failed_logins, case((_LOCK_OVER, 1), else_=User.failed_logins + 1)),
-    (User.locked_until, case((_LOCK_OVER, None), else_=User.locked_until)),
-)
 
 
 @dataclass(frozen=True)
@@ -56,7 +49,12 @@ async def check_password(
     allowed one more check, else None."""
     if (email is None) == (user_id is None):
         raise ValueError("give the email or the user id")
+{%- if db == "mysql" %}
+    # live_email: the indexed email of a live user (app.users.models).
+    whose = User.live_email == email.lower() if email is not None else User.id == user_id
+{%- else %}
     whose = User.email == email.lower() if email is not None else User.id == user_id
+{%- endif %}
     now = utcnow()
     claimed = await _claim_a_check(db, whose, now, settings.login_max_failures)
     valid, new_hash = await passwords.verify(
@@ -102,17 +100,29 @@ async def _claim_a_check(
     before the hash runs); None when there is no such live account or it allows no
     more checks now."""
     async with db.transaction() as connection:
-        counted = await connection.execute(
-            update(User).where(whose, _LIVE, _CHECK_ALLOWED).ordered_values(*_COUNT_THE_CHECK),
-            {"now": now, "max_checks": max_checks},
-        )
-        row = (
+        account = (
             await connection.execute(
                 select(
-                    User.id, User.password_hash, User.token_generation, User.failed_logins
-                ).where(whose, _LIVE)
+                    User.id,
+                    User.password_hash,
+                    User.token_generation,
+                    User.failed_logins,
+                    User.locked_until,
+                )
+                .where(whose, _LIVE)
+                .with_for_update()
             )
         ).first()
-    if counted.rowcount != 1 or row is None:
-        return None
-    return _Claimed(row.id, row.password_hash, row.token_generation, row.failed_logins)
+        if account is None:
+            return None
+        locked = account.locked_until is not None and account.locked_until > now
+        if locked or (account.locked_until is None and account.failed_logins >= max_checks):
+            return None  # locked, or every check it allows is taken (some still running)
+        # A lock-out that is over starts the count again.
+        checks = 1 if account.locked_until is not None else account.failed_logins + 1
+        await connection.execute(
+            update(User)
+            .where(User.id == account.id)
+            .values(failed_logins=checks, locked_until=None)
+        )
+    return _Claimed(account.id, account.password_hash, account.token_generation, checks)

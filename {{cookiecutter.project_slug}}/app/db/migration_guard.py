@@ -48,7 +48,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 {%- if db == "mysql" %}
-from typing import Any
+from typing import Any, Self
+{%- else %}
+from typing import Self
 {%- endif %}
 
 from alembic.util import CommandError
@@ -101,7 +103,7 @@ class MigrationLimits:
 {%- endif %}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "MigrationLimits":
+    def from_settings(cls, settings: Settings) -> Self:
         return cls(
             lock_timeout=settings.migration_lock_timeout,
             lock_retries=settings.migration_lock_retries,
