@@ -26,6 +26,7 @@ from app.db.connection_budget import check_connection_budget
 from app.db.engine import create_engines
 from app.db.session import Database
 from app.db.slow_query_log import install_slow_query_log
+from app.deadline import RequestDeadlineMiddleware
 from app.errors import register_error_handlers
 from app.logs import configure_logging
 from app.metrics import router as metrics_router
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.auth == "jwt" %}
     app.state.passwords = Passwords(settings)
 {%- endif %}
+    # The request deadline, inside the request context: its 503s are logged and counted.
+    app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(
         RequestContextMiddleware, log_requests=settings.log_requests, debug=settings.debug
     )

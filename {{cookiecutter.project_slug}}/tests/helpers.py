@@ -120,7 +120,7 @@ class RolledBackDatabase(Database):
         return self._savepoint()
 {%- if cookiecutter.database != "sqlite" %}
 
-    def primary(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def primary_read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         return self._savepoint()
 {%- endif %}
 

@@ -1,3 +1,4 @@
+{%- set main = "database" if cookiecutter.database == "sqlite" else "primary" -%}
 """Concurrency with real commits: no lost, duplicated or phantom writes, and a slow
 reader that holds up nobody."""
 
@@ -171,7 +172,7 @@ async def test_a_slow_export_blocks_neither_reads_nor_writes(
             writer.write(b"GET /api/v1/posts/export HTTP/1.1\r\nHost: test\r\n\r\n")
             assert b" 200 " in (await _read_http_head(reader)).split(b"\r\n")[0]
             await asyncio.sleep(0.5)
-            pool = app.state.engines.reader.pool
+            pool = app.state.engines.pools["{{ main }}.streams"].pool
             assert pool.checkedout() == 1, "the export should still hold its connection"
             await _each_answers_within_a_second(host, port, author_id)
             assert pool.checkedout() == 1, "the export finished early: the test proved nothing"

@@ -4,9 +4,9 @@
 """HTTP endpoints for users under `/api/v1/users`.
 
 Each endpoint declares what it opens (app.db.session): a WriteSession for a unit of
-work, a ReadConnection for lists{% if db != "sqlite" %} (which a replica may serve, a little behind), and a
-PrimaryConnection where a caller expects to read what it has just written, or for
-a write of one statement{% endif %}.
+work, a WriteConnection for writes that need none, a ReadConnection for lists{% if db != "sqlite" %}
+(which a replica may serve, a little behind), and a PrimaryReadConnection where a
+caller expects to read what it has just written{% endif %}.
 {%- if auth %}
 Each also states who may call it (app.auth.access): anyone reads users, but emails
 and roles only reach the user themselves and admins; users change only their own
@@ -23,7 +23,14 @@ from fastapi import APIRouter, Query, Request, Response, status
 {% if auth -%}
 from app.auth.access import ADMIN_ONLY, Anyone, SelfOrAdmin, SignedIn, forbidden
 {% endif -%}
-from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession
+from app.db.session import (
+{%- if db != "sqlite" %}
+    PrimaryReadConnection,
+{%- endif %}
+    ReadConnection,
+    WriteConnection,
+    WriteSession,
+)
 from app.pages import PageParams, link_next_page, start_of_page
 from app.schemas import Text
 from app.users import repository
@@ -65,19 +72,11 @@ def _as_seen_by(caller: Anyone, user: UserRead) -> UserRead:
     dependencies=[ADMIN_ONLY],
 {%- endif %}
 )
-{%- if db == "sqlite" %}
-async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
-{%- if auth %}
-    """A user without a password, who cannot log in until one is set: for admins."""
-{%- endif %}
-    return await repository.create_user(await session.connection(), data)
-{%- else %}
-async def create_user(data: UserCreate, connection: PrimaryConnection) -> UserRead:
+async def create_user(data: UserCreate, connection: WriteConnection) -> UserRead:
 {%- if auth %}
     """A user without a password, who cannot log in until one is set: for admins."""
 {%- endif %}
     return await repository.create_user(connection, data)
-{%- endif %}
 
 
 @router.get("", responses=PAGED{% if auth %} | NOT_ADMIN{% endif %})
@@ -89,10 +88,13 @@ async def list_users(
 {%- if auth %}
     caller: Anyone,
     email: Annotated[
-        Text | None, Query(max_length=320, description="Part of the email: for admins only.")
+        Text | None,
+        Query(max_length=320, description="The start of the email, any letter case: admins only."),
     ] = None,
 {%- else %}
-    email: Annotated[Text | None, Query(max_length=320, description="Part of the email.")] = None,
+    email: Annotated[
+        Text | None, Query(max_length=320, description="The start of the email, any letter case.")
+    ] = None,
 {%- endif %}
 ) -> list[UserRead]:
     """Users in creation order{% if examples %}, with their newest posts and post count{% endif %}."""
@@ -106,7 +108,7 @@ async def list_users(
         limit=page.limit,
         offset=page.offset,
         after=start_of_page(request, page, filters),
-        email_contains=email,
+        email_prefix=email,
     )
     link_next_page(request, response, users, filters)
 {%- if auth %}
@@ -132,14 +134,14 @@ async def post_counts(
 
 
 @router.post("/import"{% if auth %}, responses=NOT_ADMIN, dependencies=[ADMIN_ONLY]{% endif %})
-async def import_users(data: UserImport, session: WriteSession) -> list[UserImportResult]:
+async def import_users(data: UserImport, connection: WriteConnection) -> list[UserImportResult]:
     """Create many users; duplicates are reported per row, the rest are created."""
-    return await repository.import_users(session, data.users)
+    return await repository.import_users(connection, data.users)
 
 
 {% if auth -%}
 @router.get("/me", responses=UNAUTHORIZED)
-async def get_me(caller: SignedIn, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+async def get_me(caller: SignedIn, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> UserRead:
     """The user the access token belongs to."""
     return await repository.get_user(connection, caller.id)
 
@@ -147,10 +149,10 @@ async def get_me(caller: SignedIn, connection: {% if db != "sqlite" %}PrimaryCon
 {% endif -%}
 @router.get("/{user_id}", responses=NOT_FOUND)
 {%- if auth %}
-async def get_user(user_id: uuid.UUID, caller: Anyone, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+async def get_user(user_id: uuid.UUID, caller: Anyone, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> UserRead:
     return _as_seen_by(caller, await repository.get_user(connection, user_id))
 {%- else %}
-async def get_user(user_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+async def get_user(user_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> UserRead:
     return await repository.get_user(connection, user_id)
 {%- endif %}
 
