@@ -9,9 +9,10 @@ to read it, so it cannot use a request's connection. `stream_rows`:
 - reads from a connection of its own pool (`Database.stream()`), never the request
   pool, and reads the first batch before answering: a database that is down gets a
   503, not an empty 200;
-- drops a client that takes nothing for EXPORT_IDLE_SECONDS (each chunk must be
-  taken within that time), and ends any stream EXPORT_MAX_SECONDS after it began, so
-  a client that reads a byte now and then cannot hold a snapshot open for ever;
+- drops a client that takes nothing for EXPORT_IDLE_SECONDS (each piece of at most
+  PIECE_BYTES must be taken within that time), and ends any stream
+  EXPORT_MAX_SECONDS after it began, so a client that reads a byte now and then
+  cannot hold a snapshot open for ever;
 - a stream cut short (dropped, ended, a client gone, an error) closes the HTTP
   connection without the end of the body, so no client mistakes part of it for
   all of it, and invalidates its database connection rather than reuse one that
@@ -40,6 +41,13 @@ from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 Batches = AsyncGenerator[Sequence[Any]]
+# A batch is sent in pieces of at most this size: a client must take about this much
+# (plus the server's buffers) within EXPORT_IDLE_SECONDS, however large the batch.
+PIECE_BYTES = 16_384
+
+
+def _pieces(chunk: bytes) -> list[bytes]:
+    return [chunk[i : i + PIECE_BYTES] for i in range(0, len(chunk), PIECE_BYTES)]
 
 
 class StreamPlaces:
@@ -126,6 +134,7 @@ class BoundedStream(StreamingResponse):
         media_type: str,
     ) -> None:
         super().__init__(content, media_type=media_type)
+        self.chunks = content
         self.connection = connection
         self.resources = resources
         self.idle_seconds = idle_seconds
@@ -148,10 +157,11 @@ class BoundedStream(StreamingResponse):
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
-                async for chunk in self.body_iterator:
-                    message = {"type": "http.response.body", "body": chunk, "more_body": True}
-                    async with (idle := asyncio.timeout(self.idle_seconds)):
-                        await send(message)
+                async for chunk in self.chunks:
+                    for piece in _pieces(chunk):
+                        message = {"type": "http.response.body", "body": piece, "more_body": True}
+                        async with (idle := asyncio.timeout(self.idle_seconds)):
+                            await send(message)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TimeoutError:
             if not (whole.expired() or idle.expired()):

@@ -15,8 +15,8 @@ Docs: https://www.postgresql.org/docs/current/indexes-opclass.html
 {%- elif db == "sqlite" %}
 
 SQLite: `column >= prefix AND column < prefix || U+10FFFF`, a range of an index in
-the column's BINARY collation (SQLite uses an index for `LIKE` only on a column
-whose collation is NOCASE).
+the column's BINARY collation; or, for any letter case, `column LIKE 'prefix%'` on
+a column (and so an index) in the NOCASE collation, which SQLite reads as a range.
 Docs: https://www.sqlite.org/optoverview.html#the_like_optimization
 {%- else %}
 
@@ -27,38 +27,52 @@ Docs: https://mariadb.com/kb/en/like/
 {%- endif %}
 """
 
-from sqlalchemy import ColumnElement, SQLColumnExpression{% if db != "mysql" %}, and_, func, literal{% endif %}
+from typing import Any
+
+from sqlalchemy import ColumnElement, SQLColumnExpression{% if db != "mysql" %}, and_{% endif %}{% if db == "postgresql" %}, func{% endif %}{% if db != "mysql" %}, literal{% endif %}
 {%- if db != "mysql" %}
 
 # Sorts after every character that can follow a prefix: the largest code point.
 AFTER_EVERY_CHARACTER = "\U0010ffff"
-{%- else %}
+{%- endif %}
+{%- if db == "mysql" %}
 
-ESCAPE = "\\"
+ESCAPE = "/"
+{%- elif db == "sqlite" %}
+ESCAPE = "/"
 {%- endif %}
 
 
 def starts_with(
-    column: SQLColumnExpression[str], prefix: str, *, any_case: bool = False
+    column: SQLColumnExpression[Any], prefix: str, *, any_case: bool = False
 ) -> ColumnElement[bool]:
 {%- if db == "mysql" %}
     """`column` starts with `prefix`. The column's collation decides letter case
     (`any_case` is what the usual `_ci` collations give)."""
-    escaped = "".join(ESCAPE + c if c in ("%", "_", ESCAPE) else c for c in prefix)
-    return column.like(escaped + "%", escape=ESCAPE)
+    return column.like(_escaped(prefix) + "%", escape=ESCAPE)
+{%- elif db == "sqlite" %}
+    """`column` starts with `prefix`; with `any_case`, in ASCII letters of any case
+    (the column must then be in the NOCASE collation)."""
+    if any_case:
+        return column.like(_escaped(prefix) + "%", escape=ESCAPE)
+    start, end = literal(prefix), literal(prefix + AFTER_EVERY_CHARACTER)
+    return and_(column >= start, column < end)
 {%- else %}
     """`column` starts with `prefix`; with `any_case`, compared lower-case (the index
-    must then be on `lower(column)`{% if db == "sqlite" %}; SQLite's `lower()` folds ASCII letters only{% endif %})."""
+    must then be on `lower(column)`)."""
     start: ColumnElement[str] = literal(prefix)
     end: ColumnElement[str] = literal(prefix + AFTER_EVERY_CHARACTER)
     if any_case:
         column, start, end = func.lower(column), func.lower(start), func.lower(end)
-{%- if db == "postgresql" %}
     return and_(
         column.op("~>=~", is_comparison=True)(start),
         column.op("~<~", is_comparison=True)(end),
     )
-{%- else %}
-    return and_(column >= start, column < end)
 {%- endif %}
+{%- if db != "postgresql" %}
+
+
+def _escaped(text: str) -> str:
+    """`text` with LIKE's wildcards (and the escape character) taken literally."""
+    return "".join(ESCAPE + c if c in ("%", "_", ESCAPE) else c for c in text)
 {%- endif %}

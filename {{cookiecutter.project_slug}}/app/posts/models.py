@@ -4,7 +4,7 @@
 import uuid
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text{% if db != "mysql" %}, func{% endif %}
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text{% if db == "postgresql" %}, func{% endif %}
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
@@ -24,7 +24,7 @@ class Post(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
         # The list's filters (app.posts.repository): the least number of views, and a
         # title's start (below).
         Index("ix_posts_view_count", "view_count"),
-{%- if db == "mysql" %}
+{%- if db != "postgresql" %}
         # In the column's collation: a prefix of any letter case (app.db.search).
         Index("ix_posts_title", "title"),
 {%- endif %}
@@ -32,7 +32,12 @@ class Post(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
     )
 
     author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+{%- if db == "sqlite" %}
+    # NOCASE: its index serves a title's start in any (ASCII) letter case.
+    title: Mapped[str] = mapped_column(String(200, collation="NOCASE"))
+{%- else %}
     title: Mapped[str] = mapped_column(String(200))
+{%- endif %}
     body: Mapped[str] = mapped_column(Text)
     view_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
@@ -46,9 +51,4 @@ Index(
     func.lower(Post.title).label("lower_title"),
     postgresql_ops={"lower_title": "text_pattern_ops"},
 )
-{%- elif db == "sqlite" %}
-
-
-# A title's start, any letter case (app.db.search).
-Index("ix_posts_title_prefix", func.lower(Post.title))
 {%- endif %}

@@ -93,7 +93,9 @@ _COUNT_POSTS = (
 
 async def _count_posts(session: AsyncSession, author_id: uuid.UUID, added: int) -> None:
     """Keep the author's `post_count` in the transaction that adds the posts: one
-    atomic UPDATE, so concurrent writes cannot lose a count."""
+    atomic UPDATE, so concurrent writes cannot lose a count. Sent before the INSERT:
+    the INSERT's foreign-key check share-locks the author's row, and two writers each
+    holding that lock while waiting to update the row would deadlock (InnoDB)."""
     connection = await session.connection()
     await connection.execute(_COUNT_POSTS, {"author_id": author_id, "added": added})
 
@@ -114,10 +116,10 @@ def _count_soft_deletes(session: Session, _context: object) -> None:
 
 async def create_post(session: AsyncSession, author_id: uuid.UUID, data: PostCreate) -> PostRead:
     author = await _require_author(session, author_id)
+    await _count_posts(session, author.id, 1)
     post = Post(author_id=author.id, title=data.title, body=data.body)
     session.add(post)
     await session.flush()
-    await _count_posts(session, author.id, 1)
     return PostRead(
         id=post.id,
         author_id=author.id,
@@ -136,11 +138,11 @@ async def bulk_create_posts(
     """All or nothing: one INSERT statement executed for every row (executemany,
     sent in batches by the driver) inside the request's transaction."""
     await _require_author(session, author_id)
+    await _count_posts(session, author_id, len(rows))
     await session.execute(
         insert(Post),
         [{"author_id": author_id, "title": row.title, "body": row.body} for row in rows],
     )
-    await _count_posts(session, author_id, len(rows))
     return len(rows)
 
 

@@ -198,7 +198,11 @@ async def export_posts(request: Request) -> StreamingResponse:
 
 @router.get("/posts/{post_id}", responses=NOT_FOUND)
 {%- if auth %}
-async def get_post(post_id: uuid.UUID, caller: Anyone, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> PostRead:
+async def get_post(
+    post_id: uuid.UUID,
+    caller: Anyone,
+    connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %},
+) -> PostRead:
     return _as_seen_by(caller, await repository.get_post(connection, post_id))
 {%- else %}
 async def get_post(post_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> PostRead:

@@ -149,7 +149,11 @@ async def get_me(caller: SignedIn, connection: {% if db != "sqlite" %}PrimaryRea
 {% endif -%}
 @router.get("/{user_id}", responses=NOT_FOUND)
 {%- if auth %}
-async def get_user(user_id: uuid.UUID, caller: Anyone, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+async def get_user(
+    user_id: uuid.UUID,
+    caller: Anyone,
+    connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %},
+) -> UserRead:
     return _as_seen_by(caller, await repository.get_user(connection, user_id))
 {%- else %}
 async def get_user(user_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> UserRead:

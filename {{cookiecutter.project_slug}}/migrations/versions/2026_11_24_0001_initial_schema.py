@@ -99,7 +99,11 @@ def upgrade() -> None:
     )
 {%- else %}
     op.create_index(
-        "uq_users_live_email", "users", ["email"], unique=True, sqlite_where=sa.text("is_deleted = 0")
+        "uq_users_live_email",
+        "users",
+        ["email"],
+        unique=True,
+        sqlite_where=sa.text("is_deleted = 0"),
     )
 {%- endif %}
 {%- if examples %}
@@ -120,7 +124,11 @@ def upgrade() -> None:
         "posts",
         sa.Column("id", UUID_KEY, nullable=False),
         sa.Column("author_id", UUID_KEY, nullable=False),
+{%- if db == "sqlite" %}
+        sa.Column("title", sa.String(length=200, collation="NOCASE"), nullable=False),
+{%- else %}
         sa.Column("title", sa.String(length=200), nullable=False),
+{%- endif %}
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("view_count", sa.Integer(), server_default="0", nullable=False),
         *_timestamps_and_soft_delete(),
@@ -140,8 +148,6 @@ def upgrade() -> None:
         [sa.literal_column("lower(title)")],
         postgresql_ops={"lower(title)": "text_pattern_ops"},
     )
-{%- elif db == "sqlite" %}
-    op.create_index("ix_posts_title_prefix", "posts", [sa.literal_column("lower(title)")])
 {%- else %}
     op.create_index("ix_posts_title", "posts", ["title"])
 {%- endif %}
