@@ -17,6 +17,9 @@ Docs: https://www.postgresql.org/docs/current/indexes-opclass.html
 SQLite: `column >= prefix AND column < prefix || U+10FFFF`, a range of an index in
 the column's BINARY collation; or, for any letter case, `column LIKE 'prefix%'` on
 a column (and so an index) in the NOCASE collation, which SQLite reads as a range.
+SQLite keeps no statistics of the values in a column (unless built with STAT4), so
+it cannot tell a filter that leaves a few rows from one that leaves most: `weighed`
+asks the index instead, and tells the planner what it found (`likelihood()`).
 Docs: https://www.sqlite.org/optoverview.html#the_like_optimization
 {%- else %}
 
@@ -29,7 +32,23 @@ Docs: https://mariadb.com/kb/en/like/
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, SQLColumnExpression{% if db != "mysql" %}, and_{% endif %}{% if db == "postgresql" %}, func{% endif %}{% if db != "mysql" %}, literal{% endif %}
+{% if db == "sqlite" -%}
+from sqlalchemy import (
+    ColumnElement,
+    SQLColumnExpression,
+    and_,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+{%- else -%}
+from sqlalchemy import ColumnElement, SQLColumnExpression{% if db == "postgresql" %}, and_, func, literal{% endif %}
+{%- endif %}
+{%- if db == "sqlite" %}
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BooleanClauseList
+{%- endif %}
 {%- if db != "mysql" %}
 
 # Sorts after every character that can follow a prefix: the largest code point.
@@ -40,6 +59,9 @@ AFTER_EVERY_CHARACTER = "\U0010ffff"
 ESCAPE = "/"
 {%- elif db == "sqlite" %}
 ESCAPE = "/"
+# A filter that leaves fewer rows than this is read through its own index.
+FEW = 1000
+UNLIKELY, LIKELY = "0.0001", "0.9"
 {%- endif %}
 
 
@@ -75,4 +97,24 @@ def starts_with(
 def _escaped(text: str) -> str:
     """`text` with LIKE's wildcards (and the escape character) taken literally."""
     return "".join(ESCAPE + c if c in ("%", "_", ESCAPE) else c for c in text)
+{%- endif %}
+{%- if db == "sqlite" %}
+
+
+async def weighed(
+    connection: AsyncConnection,
+    condition: ColumnElement[bool],
+    *,
+    within: ColumnElement[bool] | None = None,
+) -> ColumnElement[bool]:
+    """`condition` with how likely each of its terms holds for a row (SQLite's
+    `likelihood()`): unlikely if it leaves fewer than FEW rows (of those `within`
+    selects, for a partial index), so that its index is read and then sorted;
+    else likely, so that the page's order is read until the page is full. The
+    question reads at most FEW entries of an index."""
+    probe = select(literal(1)).where(condition if within is None else and_(condition, within))
+    few = len((await connection.execute(probe.limit(FEW))).all()) < FEW
+    chance: ColumnElement[float] = literal_column(UNLIKELY if few else LIKELY)
+    terms = condition.clauses if isinstance(condition, BooleanClauseList) else [condition]
+    return and_(*(func.likelihood(term, chance) for term in terms))
 {%- endif %}
