@@ -41,6 +41,7 @@ import json
 {%- endif %}
 import re
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -503,7 +504,10 @@ async def run(rows: int) -> int:
     limit = max(int(rows * WHOLE_TABLE), READS_AT_MOST)
     problems = 0
     try:
+        started = time.monotonic()
         sample = await seed(engine, rows)
+        seeded = time.monotonic() - started
+        print(f"{rows} sample rows per table, with statistics, in {seeded:.1f} s")
         try:
             async with engine.connect() as conn:
 {%- if db == "sqlite" %}
@@ -521,7 +525,9 @@ async def run(rows: int) -> int:
                         problems += report(query, statement, measured, limit)
                     await conn.rollback()
         finally:
+            started = time.monotonic()
             await remove(engine, sample)
+            print(f"\nsample rows removed in {time.monotonic() - started:.1f} s")
     finally:
         await engines.dispose()
     if problems:
