@@ -19,6 +19,7 @@ fails on a connection it already has is an error like any other.
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from typing import Literal
 
@@ -85,7 +86,11 @@ class ReplicaFallback:
             self.retry_seconds,
             error,
         )
-        self._recheck = asyncio.create_task(self._until_the_replica_answers())
+        # A context of its own: not the request's that happened to find the replica down
+        # (its request id, its deadline).
+        self._recheck = asyncio.create_task(
+            self._until_the_replica_answers(), context=contextvars.Context()
+        )
 
     async def _until_the_replica_answers(self) -> None:
         while True:
