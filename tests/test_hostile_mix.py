@@ -23,8 +23,9 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -194,7 +195,7 @@ async def hostile_mix(base_url: str) -> tuple[Seen, dict[str, float]]:
         httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as client,
         httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as hostile,
     ):
-        tasks: list[Callable[[], Awaitable[None]]] = [
+        tasks: list[Callable[[], Coroutine[Any, Any, None]]] = [
             *[lambda: well_behaved(client, seen, stop)] * 3,
             lambda: readiness(client, seen, stop),
             *[lambda: stall_exports(host, int(port), seen, stop)] * 4,

@@ -246,7 +246,7 @@ async def test_import_reports_each_row(client: AsyncClient) -> None:
 async def test_an_import_of_1000_rows_is_one_statement_per_batch_and_no_savepoint(
     client: AsyncClient, statements: list[str]
 ) -> None:
-    """Not a savepoint per row: PostgreSQL caches 64 subtransactions per backend."""
+    """Not a savepoint per row{% if cookiecutter.database == "postgresql" %}: PostgreSQL caches 64 subtransactions per backend{% endif %}."""
     await create_user(client, email="bulk7@example.com")
     rows = [{"email": f"bulk{i}@example.com", "full_name": "B"} for i in range(1000)]
     rows[999] = rows[500]  # a duplicate within the import

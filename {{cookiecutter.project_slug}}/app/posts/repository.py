@@ -95,9 +95,9 @@ _COUNT_POSTS = (
 
 async def _count_posts(session: AsyncSession, author_id: uuid.UUID, added: int) -> None:
     """Keep the author's `post_count` in the transaction that adds the posts: one
-    atomic UPDATE, so concurrent writes cannot lose a count. Sent before the INSERT:
+    atomic UPDATE, so concurrent writes cannot lose a count.{% if db == "mysql" %} Sent before the INSERT:
     the INSERT's foreign-key check share-locks the author's row, and two writers each
-    holding that lock while waiting to update the row would deadlock (InnoDB)."""
+    holding that lock while waiting to update the row would deadlock.{% endif %}"""
     connection = await session.connection()
     await connection.execute(_COUNT_POSTS, {"author_id": author_id, "added": added})
 
