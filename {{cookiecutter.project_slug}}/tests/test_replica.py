@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from typing import Self
 
 import pytest
 from fastapi import FastAPI
@@ -155,7 +156,7 @@ class Switch:
         self.port = 0
         self._server: asyncio.Server | None = None
 
-    async def __aenter__(self) -> "Switch":
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
