@@ -10,7 +10,8 @@ rows by COPY: `--rows` users, posts (a fifth of them by one author, the busiest)
 and role links. Both apps then serve under uvicorn, one process each, and the load
 generator (benchmarks/loadgen.py) drives every scenario on one, then the other, for
 `--rounds` interleaved rounds. Prints a table of medians and writes
-benchmarks/results/reports-<time>.json. Needs PostgreSQL on 127.0.0.1:5432.
+benchmarks/results/reports-<time>.json; both databases are dropped at the end.
+Needs PostgreSQL on 127.0.0.1:5432.
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ async def prepare(side: Side, rows: int) -> str:
     env = project_env(_config(side.database))
     run([sys.executable, "-m", "alembic", "upgrade", "head"], side.project, env)
     return await seed(f"postgresql://postgres@127.0.0.1:5432/{side.database}", rows)
+
+
+async def drop(database: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 async def seed(dsn: str, rows: int) -> str:
@@ -242,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for server in servers.values():
                 server.stop()
+            for side in sides:
+                asyncio.run(drop(side.database))
     rows = summarize(results)
     print(render(rows, args))
     RESULTS.mkdir(exist_ok=True)

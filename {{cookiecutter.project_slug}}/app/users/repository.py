@@ -14,12 +14,15 @@ Docs: https://docs.sqlalchemy.org/en/20/core/connections.html
       https://docs.sqlalchemy.org/en/20/faq/performance.html
 """
 
+{% if examples -%}
+import functools
+{% endif -%}
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, {% if examples %}Subquery, {% endif %}bindparam, false, insert, select{% if examples %}, union_all, update{% endif %}
+from sqlalchemy import {% if examples %}CompoundSelect, {% endif %}Row, bindparam, false, insert, select{% if examples %}, union_all, update{% endif %}
 {%- if db == "postgresql" %}
 from sqlalchemy.dialects.postgresql import insert as upsert
 {%- elif db == "sqlite" %}
@@ -97,15 +100,23 @@ EMAIL_TAKEN = "a user with this email already exists"
 {%- if examples %}
 
 
-def _newest_posts_of(user_id: uuid.UUID) -> Subquery:
-    """One user's LATEST_POSTS newest posts: a range of the (author_id, created_at,
-    id) index, read backwards and cut at the limit."""
-    return (
-        select(Post.id, Post.author_id, Post.title, Post.view_count, Post.created_at)
-        .where(Post.author_id == user_id, Post.is_deleted == false())
-        .order_by(Post.created_at.desc(), Post.id.desc())
-        .limit(LATEST_POSTS)
-        .subquery()
+@functools.cache
+def _newest_posts(users: int) -> CompoundSelect[Any]:
+    """The LATEST_POSTS newest posts of each of `users` users (`user_0`, `user_1`, ...):
+    one branch per user, a range of the (author_id, created_at, id) index read
+    backwards and cut at the limit. Built once per number of users: building it
+    costs more than running it."""
+    return union_all(
+        *(
+            select(
+                select(Post.id, Post.author_id, Post.title, Post.view_count, Post.created_at)
+                .where(Post.author_id == bindparam(f"user_{i}"), Post.is_deleted == false())
+                .order_by(Post.created_at.desc(), Post.id.desc())
+                .limit(LATEST_POSTS)
+                .subquery()
+            )
+            for i in range(users)
+        )
     )
 
 
@@ -115,9 +126,11 @@ async def _latest_posts(
     """Each user's LATEST_POSTS newest posts, for all the users in one query: one
     bounded branch per user (a window function over their posts would read all of
     them, however many a user has written)."""
-    newest = union_all(*(select(_newest_posts_of(user_id)) for user_id in user_ids))
+    users = {f"user_{i}": user_id for i, user_id in enumerate(user_ids)}
     rows = sorted(
-        await connection.execute(newest), key=lambda row: (row.created_at, row.id), reverse=True
+        await connection.execute(_newest_posts(len(users)), users),
+        key=lambda row: (row.created_at, row.id),
+        reverse=True,
     )
     posts: dict[uuid.UUID, list[PostSummary]] = defaultdict(list)
     for row in rows:
