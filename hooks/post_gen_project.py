@@ -57,6 +57,7 @@ EXAMPLE_PATHS = (
 # Users and roles: the example domain's, or the accounts auth=jwt logs in. Neither: none.
 USER_PATHS = (
     "app/users",
+    "app/db/search.py",
     "app/api.py",
     "tests/factories.py",
     "tests/test_users.py",
@@ -67,6 +68,7 @@ DOCKER_PATHS = ("Dockerfile", ".dockerignore", "docker-compose.yml")
 # Only for a database server: the read replica, the server's connection limit.
 SERVER_DATABASE_PATHS = (
     "app/db/connection_budget.py",
+    "app/db/replica.py",
     "tests/test_connection_budget.py",
     "tests/test_replica.py",
 )

@@ -3,12 +3,16 @@
 A private primary and a hot standby (`tests/pg_cluster.py`) serve the baked app
 under uvicorn with DATABASE_REPLICA_URL set. With the standby's replay paused, a
 user that was just created is missing from the list (a read on the replica) but
-found by id (a read on the primary); once replay resumes the list shows it; with
-the standby stopped, lists answer 503 within seconds while writes go on.
+found by id (a read on the primary); once replay resumes the list shows it. With
+the standby stopped, reads go on from the primary's pool (a WARNING, the metric
+`db_replica_fallback_reads_total`), writes go on, and the instance stays ready; once
+the standby is back, reads return to it within DB_REPLICA_RETRY_SECONDS. With
+DB_REPLICA_FALLBACK=fail, the same outage costs reads a fast 503 instead.
 """
 
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -20,6 +24,8 @@ from tests.variants import TEST_PYTHON_VERSION, Variant
 
 DATABASE = f"ckt_{RUN_ID}_replica"
 USERS = "/api/v1/users"
+RETRY_SECONDS = 1
+FALLBACK_READS = re.compile(r"^db_replica_fallback_reads_total (\S+)$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +41,26 @@ def cluster() -> Iterator[ReplicatedPostgres]:
 
 
 def _emails(client: httpx.Client, email: str) -> list[str]:
-    response = client.get(USERS, params={"email": email})
+    response = client.get(USERS, params={"email": email}, timeout=15)
     assert response.status_code == 200, response.text
     return [user["email"] for user in response.json()]
 
 
-def test_reads_are_served_by_the_replica_and_writes_by_the_primary(
+def _create(client: httpx.Client, email: str) -> str:
+    created = client.post(USERS, json={"email": email, "full_name": "R"})
+    assert created.status_code == 201, created.text
+    user_id: str = created.json()["id"]
+    return user_id
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_reads_use_the_replica_and_go_on_without_it(
     bakery: Bakery, cluster: ReplicatedPostgres
 ) -> None:
     project = bakery.project(Variant("postgresql", "yes", "no", TEST_PYTHON_VERSION))
@@ -52,27 +72,53 @@ def test_reads_are_served_by_the_replica_and_writes_by_the_primary(
     assert migrated.returncode == 0, tail(migrated.stdout)
     cluster.wait_for_replay(DATABASE, "SELECT count(*) FROM alembic_version", "1")
 
-    env = {"DATABASE_URL": primary, "DATABASE_REPLICA_URL": standby}
-    with serve_baked(project, env) as base_url, httpx.Client(base_url=base_url) as client:
+    env = {
+        "DATABASE_URL": primary,
+        "DATABASE_REPLICA_URL": standby,
+        "DB_REPLICA_RETRY_SECONDS": str(RETRY_SECONDS),
+    }
+    printed: list[str] = []
+    with (
+        serve_baked(project, env, output=printed) as base_url,
+        httpx.Client(base_url=base_url) as client,
+    ):
         cluster.standby.sql("SELECT pg_wal_replay_pause()")
-        created = client.post(USERS, json={"email": "lag@example.com", "full_name": "Lag"})
-        assert created.status_code == 201, created.text
+        user_id = _create(client, "lag@example.com")
         assert _emails(client, "lag@") == []  # the replica has not replayed it
-        by_id = client.get(f"{USERS}/{created.json()['id']}")  # the primary has it
-        assert by_id.status_code == 200, by_id.text
-
+        assert client.get(f"{USERS}/{user_id}").status_code == 200  # the primary has it
         cluster.standby.sql("SELECT pg_wal_replay_resume()")
-        deadline = time.monotonic() + 10
-        while _emails(client, "lag@") != ["lag@example.com"]:
-            assert time.monotonic() < deadline, "the list never showed the replayed user"
-            time.sleep(0.1)
+        _until(lambda: _emails(client, "lag@") == ["lag@example.com"], "no replay")
 
         cluster.standby.stop()
         started = time.monotonic()
-        listed = client.get(USERS, timeout=15)
-        assert listed.status_code == 503, listed.text
-        assert listed.headers["retry-after"]
+        assert _emails(client, "lag@") == ["lag@example.com"]  # from the primary
         assert time.monotonic() - started < 5
-        again = client.post(USERS, json={"email": "after@example.com", "full_name": "After"})
-        assert again.status_code == 201, again.text
-        assert client.get(f"{USERS}/{again.json()['id']}").status_code == 200
+        assert _emails(client, "lag@") == ["lag@example.com"]
+        _create(client, "after@example.com")
+        assert _emails(client, "after@") == ["after@example.com"]  # read-your-write, now
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"primary": "ok", "replica": "error"}
+        assert ready.json()["reads_from"] == "primary"
+        fallbacks = FALLBACK_READS.search(client.get("/metrics").text)
+        assert fallbacks is not None
+        assert float(fallbacks[1]) >= 3
+
+        with serve_baked(project, env | {"DB_REPLICA_FALLBACK": "fail"}) as failing_url:
+            started = time.monotonic()
+            refused = httpx.get(f"{failing_url}{USERS}", timeout=15)
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"]
+            assert time.monotonic() - started < 5
+
+        cluster.standby.start()
+        cluster.wait_for_replay(DATABASE, "SELECT count(*) FROM users", "2")
+        cluster.standby.sql("SELECT pg_wal_replay_pause()")
+        _create(client, "back@example.com")
+        # The list misses the new user only once the replica serves it again.
+        _until(lambda: _emails(client, "back@") == [], "reads never went back to the replica")
+        cluster.standby.sql("SELECT pg_wal_replay_resume()")
+        assert client.get("/readyz").json()["reads_from"] == "replica"
+    log = printed[0]
+    assert "the replica cannot be reached, reads go to the primary" in log
+    assert "the replica answers again: reads go back to it" in log

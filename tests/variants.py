@@ -161,6 +161,7 @@ EXAMPLE_PATHS = (
 # Present with the example models or auth == "jwt" (its accounts), else removed.
 USER_PATHS = (
     "app/users",
+    "app/db/search.py",
     "app/api.py",
     "tests/factories.py",
     "tests/test_users.py",
@@ -170,6 +171,7 @@ USER_PATHS = (
 # Removed by the post-generation hook when database == "sqlite".
 SERVER_DATABASE_PATHS = (
     "app/db/connection_budget.py",
+    "app/db/replica.py",
     "tests/test_connection_budget.py",
     "tests/test_replica.py",
 )

@@ -27,6 +27,7 @@ from app.db.connection_budget import check_connection_budget
 from app.db.engine import create_engines
 from app.db.session import Database
 from app.db.slow_query_log import install_slow_query_log
+from app.deadline import RequestDeadlineMiddleware
 from app.edge import documentation_urls, install_edge
 from app.errors import register_error_handlers
 from app.logs import configure_logging
@@ -91,8 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.auth == "jwt" %}
     app.state.passwords = Passwords(settings)
 {%- endif %}
-    # Added first, so it runs inside the request context: its answers are logged and counted.
+    # Innermost first: the edge's limits, then the request deadline, both inside the
+    # request context, so that their answers are logged and counted.
     install_edge(app, settings)
+    app.add_middleware(RequestDeadlineMiddleware, seconds=settings.request_timeout_seconds)
     app.add_middleware(
         RequestContextMiddleware, log_requests=settings.log_requests, debug=settings.debug
     )

@@ -1,18 +1,28 @@
+{%- set db = cookiecutter.database -%}
+{%- set main = "database" if db == "sqlite" else "primary" -%}
 """Probes for orchestrators and load balancers: `/livez`, `/readyz`, and `/health`.
 
 `/livez` answers while the process serves and touches nothing else: a liveness
 check that queried the database would have every healthy container restarted
-during a database outage. `/readyz` asks each database this process uses for a
-trivial query, within READINESS_TIMEOUT; if one does not answer, a 503 with
-`Retry-After` takes the instance out of the load balancer until it does. It goes
-through the same pools as requests, so a pool that stays exhausted also makes
-the instance not ready. `/health` is an alias of `/readyz`, kept for monitors
-configured before the two existed.
+during a database outage.
+
+`/readyz` tells whether this instance can serve. It fails (503 with `Retry-After`,
+which takes the instance out of the load balancer) only when the {{ main }} does not
+answer a trivial query within READINESS_TIMEOUT. It asks on a connection of its own
+(a pool of one, `{{ main }}.probe`), so a busy request pool never makes the
+instance look unready: that would move its load to the next instance, and make that
+one busy in turn.
+{%- if db != "sqlite" %} The replica's state is in the body (`checks.replica`, and
+`reads_from`: `replica`, or `primary` while reads fall back, app.db.replica) and never
+makes the instance unready: every instance shares the replica, so its outage would
+take them all out of the load balancer at once, writes included.
+{%- endif %}
+Probes that arrive together share one check per server. `/health` is an alias of
+`/readyz`, kept for monitors configured before the two existed.
 """
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,14 +31,17 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.db.engine import Engines
 from app.errors import RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["probes"])
 TRIVIAL_QUERY = text("SELECT 1")
 NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {"description": "A database did not answer in time."}
+    503: {"description": "The {{ main }} did not answer in time."}
 }
+# The check under way for each probe engine, shared by the probes that wait for it.
+_checks: dict[AsyncEngine, asyncio.Task[str]] = {}
 
 
 @router.get("/livez")
@@ -38,15 +51,25 @@ async def livez() -> dict[str, str]:
 
 @router.get("/readyz", responses=NOT_READY)
 async def readyz(request: Request) -> JSONResponse:
-    pools: Mapping[str, AsyncEngine] = request.app.state.engines.pools
+    engines: Engines = request.app.state.engines
     timeout: float = request.app.state.settings.readiness_timeout
-    deadline = asyncio.get_running_loop().time() + timeout
-    answers = await asyncio.gather(*(_answers(name, pools[name], deadline) for name in pools))
-    checks = dict(zip(pools, answers, strict=True))
-    if all(answer == "ok" for answer in answers):
-        return JSONResponse({"status": "ok", "checks": checks})
+{%- if db == "sqlite" %}
+    checks = {"database": await _answer("database", engines.probe, timeout)}
+    body: dict[str, Any] = {"checks": checks}
+{%- else %}
+    probes = {"primary": engines.primary.probe}
+    if engines.replica is not None:
+        probes["replica"] = engines.replica.probe
+    answers = await asyncio.gather(*(_answer(name, probes[name], timeout) for name in probes))
+    checks = dict(zip(probes, answers, strict=True))
+    body: dict[str, Any] = {"checks": checks}
+    if engines.fallback is not None:
+        body["reads_from"] = "primary" if engines.fallback.replica_is_down else "replica"
+{%- endif %}
+    if checks["{{ main }}"] == "ok":
+        return JSONResponse({"status": "ok"} | body)
     return JSONResponse(
-        {"status": "unavailable", "checks": checks},
+        {"status": "unavailable"} | body,
         status_code=503,
         headers={"Retry-After": RETRY_AFTER_SECONDS},
     )
@@ -57,15 +80,25 @@ router.add_api_route(
 )
 
 
-async def _answers(name: str, engine: AsyncEngine, deadline: float) -> str:
+async def _answer(name: str, engine: AsyncEngine, seconds: float) -> str:
+    check = _checks.get(engine)
+    if check is None:
+        check = _checks[engine] = asyncio.create_task(_check(name, engine, seconds))
+        check.add_done_callback(lambda _: _checks.pop(engine, None))
+    # Shielded: a probe whose client goes away does not cancel the others' answer.
+    return await asyncio.shield(check)
+
+
+async def _check(name: str, engine: AsyncEngine, seconds: float) -> str:
     """Whether the database ran a query in time: "ok", "timeout" or "error" (logged)."""
+    log = logger.warning if name == "{{ main }}" else logger.info
     try:
-        async with asyncio.timeout_at(deadline), engine.connect() as connection:
+        async with asyncio.timeout(seconds), engine.connect() as connection:
             await connection.execute(TRIVIAL_QUERY)
     except TimeoutError:
-        logger.warning("not ready: %s did not answer in time", name)
+        log("not ready: %s did not answer in time", name)
         return "timeout"
     except SQLAlchemyError as exc:
-        logger.warning("not ready: %s failed: %s", name, exc)
+        log("not ready: %s failed: %s", name, exc)
         return "error"
     return "ok"

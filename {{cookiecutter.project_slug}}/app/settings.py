@@ -152,7 +152,7 @@ class Settings(BaseSettings):
 {%- if db != "sqlite" %}
 
     # A read replica: read connections go there when it is set. Its pool fails faster
-    # than the primary's, so a replica that is down costs a quick 503, never a hang.
+    # than the primary's, so a replica that is down is found out quickly, never a hang.
     database_replica_url: str | None = None
     db_replica_pool_size: int = Field(default=10, ge=1)
     db_replica_max_overflow: int = Field(default=10, ge=0)
@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     db_replica_pool_pre_ping: bool = True
     db_replica_connect_timeout: float = Field(default=2.0, gt=0)
     db_replica_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # Replica fallback (app/db/replica.py): when the replica cannot be reached, reads
+    # go to the primary's own pool ("primary") or answer 503 ("fail", to protect the
+    # primary), and the replica is tried again every DB_REPLICA_RETRY_SECONDS.
+    db_replica_fallback: Literal["primary", "fail"] = "primary"
+    db_replica_retry_seconds: float = Field(default=10.0, gt=0)
 {%- endif %}
 
 {%- if db == "sqlite" %}
@@ -256,6 +261,18 @@ class Settings(BaseSettings):
             )
         return self
 {%- endif %}
+
+    # Streamed responses (the export; app/streams.py): a pool of their own with
+    # EXPORT_MAX_CONCURRENT connections per process (one more stream is a 503), a
+    # reader that takes nothing for EXPORT_IDLE_SECONDS is dropped, and no stream
+    # lasts longer than EXPORT_MAX_SECONDS.
+    export_max_concurrent: int = Field(default=2, ge=1, le=100)
+    export_idle_seconds: float = Field(default=30.0, gt=0)
+    export_max_seconds: float = Field(default=600.0, gt=0)
+
+    # The request deadline (app/deadline.py): a request that takes longer is ended
+    # and answered 503; streamed responses are bounded by the EXPORT_* limits instead.
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
 {%- if cookiecutter.auth == "jwt" %}
 
     # Authentication (app/auth, docs/auth.md).

@@ -100,7 +100,7 @@ class _OutsideTheTransaction(ops.MigrateOperation):
     def __init__(self, operation: ops.CreateIndexOp | ops.DropIndexOp) -> None:
         self.operation = operation
 
-    def reverse(self) -> "_OutsideTheTransaction":
+    def reverse(self) -> ops.MigrateOperation:
         return _OutsideTheTransaction(self.operation.reverse())
 
     def to_diff_tuple(self) -> tuple[Any, ...]:

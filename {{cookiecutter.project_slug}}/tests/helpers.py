@@ -27,6 +27,8 @@ from app.db.session import Database, create_session_factory
 from app.main import create_app
 from app.settings import Settings
 
+SERVER_SEND_BUFFER = 32_768
+
 
 def log_entries(captured: str) -> list[dict[str, Any]]:
     """The app's JSON log lines in captured stderr (the app logs JSON by default)."""
@@ -71,6 +73,9 @@ async def running_server(app: FastAPI) -> AsyncIterator[tuple[str, int]]:
     for tests that need real sockets (slow clients, streaming). Yields (host, port)."""
 {%- endif %}
     sock = socket.socket()
+    # A small send buffer (the accepted sockets inherit it): a client that stops
+    # reading blocks the server's sends after about 100 KB rather than megabytes.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SERVER_SEND_BUFFER)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         app, lifespan="on", log_config=None, timeout_graceful_shutdown=5, proxy_headers=False
@@ -120,7 +125,7 @@ class RolledBackDatabase(Database):
         return self._savepoint()
 {%- if cookiecutter.database != "sqlite" %}
 
-    def primary(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def primary_read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         return self._savepoint()
 {%- endif %}
 

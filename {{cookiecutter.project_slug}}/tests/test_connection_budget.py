@@ -1,7 +1,8 @@
 {%- set db = cookiecutter.database -%}
 """The start-up check of the pools against the server's real connection limit: one
-WARNING naming both numbers when instances x workers x (pool_size + max_overflow)
-can exceed `max_connections`, and nothing when they fit."""
+WARNING naming both numbers when instances x workers x (pool_size + max_overflow +
+the streams' and the probe's connections) can exceed `max_connections`, and nothing
+when they fit."""
 
 import logging
 
@@ -43,9 +44,14 @@ async def test_pools_that_fit_say_nothing(
     test_settings: Settings, max_connections: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     fitting = test_settings.model_copy(
-        update={"web_concurrency": 2, "db_pool_size": 2, "db_max_overflow": 1}
+        update={
+            "web_concurrency": 2,
+            "db_pool_size": 2,
+            "db_max_overflow": 1,
+            "export_max_concurrent": 1,
+        }
     )
-    assert max_connections >= 2 * 3
+    assert max_connections >= 2 * (3 + 1 + 1)
     assert await _warnings(fitting, caplog) == []
 
 
@@ -53,8 +59,13 @@ async def test_workers_whose_pools_can_exceed_the_limit_get_one_warning(
     test_settings: Settings, max_connections: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     per_process = max_connections // 4 + 1
+    streams = test_settings.export_max_concurrent
     settings = test_settings.model_copy(
-        update={"web_concurrency": 4, "db_pool_size": per_process - 5, "db_max_overflow": 5}
+        update={
+            "web_concurrency": 4,
+            "db_pool_size": per_process - 5 - streams - 1,
+            "db_max_overflow": 5,
+        }
     )
     [warning] = await _warnings(settings, caplog)
     demand = 4 * per_process
@@ -63,6 +74,9 @@ async def test_workers_whose_pools_can_exceed_the_limit_get_one_warning(
         f"max_connections of {max_connections}"
     )
     assert "4 worker(s) (WEB_CONCURRENCY)" in warning.getMessage()
+    assert f"+ {streams} for streams (EXPORT_MAX_CONCURRENT) + 1 for /readyz" in (
+        warning.getMessage()
+    )
     assert (vars(warning)["connections"], vars(warning)["max_connections"]) == (
         demand,
         max_connections,
@@ -76,7 +90,7 @@ async def test_instances_count_too(
     settings = test_settings.model_copy(update={"service_instances": max_connections})
     [warning] = await _warnings(settings, caplog)
     assert vars(warning)["connections"] == max_connections * (
-        settings.db_pool_size + settings.db_max_overflow
+        settings.db_pool_size + settings.db_max_overflow + settings.export_max_concurrent + 1
     )
 
 
@@ -117,7 +131,8 @@ async def test_behind_pgbouncer_the_line_says_where_the_limit_is(
     settings = test_settings.model_copy(update={"db_pgbouncer": True, "web_concurrency": 64})
     assert await _warnings(settings, caplog) == []  # PgBouncer's limits, not the server's
     [line] = [r for r in caplog.records if r.name == LOGGER]
-    demand = 64 * (settings.db_pool_size + settings.db_max_overflow)
+    per_worker = settings.db_pool_size + settings.db_max_overflow + settings.export_max_concurrent
+    demand = 64 * (per_worker + 1)
     assert line.getMessage().startswith(
         f"behind PgBouncer: the pools can open {demand} client connections to PgBouncer"
     )

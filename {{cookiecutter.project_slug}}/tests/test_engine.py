@@ -78,6 +78,22 @@ async def test_a_jobs_engines_use_the_job_preset(test_settings: Settings) -> Non
             assert await conn.scalar(text("PRAGMA busy_timeout")) == 12000
     finally:
         await engines.dispose()
+
+
+async def test_streams_and_the_probe_have_pools_of_their_own(test_settings: Settings) -> None:
+    """Neither a stream nor /readyz takes a connection that a request could use."""
+    engines = create_engines(test_settings.model_copy(update={"export_max_concurrent": 3}))
+    try:
+        sizes = {name: engine.pool.size() for name, engine in engines.pools.items()}  # type: ignore[attr-defined]
+        assert sizes == {
+            "database": test_settings.db_pool_size,
+            "database.streams": 3,
+            "database.probe": 1,
+        }
+        async with engines.streams.connect() as conn:
+            assert await conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
+    finally:
+        await engines.dispose()
 {%- elif db == "postgresql" %}
 import asyncio
 import re
@@ -116,7 +132,7 @@ async def test_reads_run_without_a_transaction_and_writes_in_one(engines: Engine
             await asyncio.sleep(0.01)
             return first, await conn.scalar(NOW)
 
-    first, second = await two_nows(engines.reader)
+    first, second = await two_nows(engines.primary.reader)
     assert first != second
     first, second = await two_nows(engines.writer)
     assert first == second
@@ -145,7 +161,7 @@ async def test_pgbouncer_mode_uses_unique_statement_names_and_transactions(
         assert names
         assert all(UNIQUE_STATEMENT_NAME.fullmatch(name) for name in names), names
         assert timeout == "0"  # no startup parameter PgBouncer would refuse
-        async with engines.reader.connect() as conn:
+        async with engines.primary.reader.connect() as conn:
             assert await conn.scalar(text("SHOW transaction_read_only")) == "on"
     finally:
         await engines.dispose()
@@ -162,9 +178,28 @@ async def test_a_jobs_engines_use_the_job_preset_and_no_replica(test_settings: S
     engines = create_engines(preset, for_job=True)
     try:
         assert list(engines.pools) == ["primary"]  # a job reads what it writes
-        assert engines.primary.pool.size() == 3  # type: ignore[attr-defined]
+        assert engines.pools["primary"].pool.size() == 3  # type: ignore[attr-defined]
         async with engines.writer.connect() as conn:
             assert int(await conn.scalar(TIMEOUT_MS)) == 123_000
+    finally:
+        await engines.dispose()
+
+
+async def test_streams_and_the_probe_have_pools_of_their_own(test_settings: Settings) -> None:
+    """Neither a stream nor /readyz takes a connection that a request could use; a
+    stream reads in a READ ONLY transaction that the server ends if left idle."""
+    settings = test_settings.model_copy(
+        update={"export_max_concurrent": 3, "export_idle_seconds": 7.5}
+    )
+    engines = create_engines(settings)
+    try:
+        sizes = {name: engine.pool.size() for name, engine in engines.pools.items()}  # type: ignore[attr-defined]
+        assert sizes == {"primary": settings.db_pool_size, "primary.streams": 3, "primary.probe": 1}
+        async with engines.primary.streams.connect() as conn:
+            assert await conn.scalar(text("SHOW transaction_read_only")) == "on"
+            assert await conn.scalar(text("SHOW idle_in_transaction_session_timeout")) == "12500ms"
+        async with engines.primary.reader.connect() as conn:  # the session's own is untouched
+            assert await conn.scalar(text("SHOW idle_in_transaction_session_timeout")) == "0"
     finally:
         await engines.dispose()
 {%- else %}
@@ -215,9 +250,25 @@ async def test_a_jobs_engines_use_the_job_preset_and_no_replica(test_settings: S
     engines = create_engines(preset, for_job=True)
     try:
         assert list(engines.pools) == ["primary"]  # a job reads what it writes
-        assert engines.primary.pool.size() == 3  # type: ignore[attr-defined]
+        assert engines.pools["primary"].pool.size() == 3  # type: ignore[attr-defined]
         async with engines.writer.connect() as conn:
             assert await _statement_timeout_ms(conn) == 123_000
+    finally:
+        await engines.dispose()
+
+
+async def test_streams_and_the_probe_have_pools_of_their_own(test_settings: Settings) -> None:
+    """Neither a stream nor /readyz takes a connection that a request could use."""
+    engines = create_engines(test_settings.model_copy(update={"export_max_concurrent": 3}))
+    try:
+        sizes = {name: engine.pool.size() for name, engine in engines.pools.items()}  # type: ignore[attr-defined]
+        assert sizes == {
+            "primary": test_settings.db_pool_size,
+            "primary.streams": 3,
+            "primary.probe": 1,
+        }
+        async with engines.primary.streams.connect() as conn:
+            assert await conn.scalar(text("SELECT @@session.time_zone")) == "+00:00"
     finally:
         await engines.dispose()
 {%- endif %}

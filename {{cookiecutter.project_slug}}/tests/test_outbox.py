@@ -106,10 +106,11 @@ async def test_a_connection_outside_a_transaction_is_refused(engine: AsyncEngine
 {%- if db == "postgresql" %}
 
 
-async def test_the_autocommit_primary_connection_is_refused(engines: Engines) -> None:
-    """PrimaryConnection's `begin()` opens no transaction on PostgreSQL: each statement
-    commits at once, so a task enqueued there would outlive a failed request."""
-    async with engines.primary.begin() as connection:
+async def test_an_autocommit_connection_is_refused(engines: Engines) -> None:
+    """On the primary's own engine, in autocommit for reads, `begin()` opens no
+    transaction: each statement commits at once, so a task enqueued there would
+    outlive a failed request."""
+    async with engines.pools["primary"].begin() as connection:
         with pytest.raises(NotInATransactionError):
             await _enqueue(connection)
         assert await _outbox_rows(connection) == 0

@@ -90,7 +90,7 @@ async def caller_of(
         claims = decode(settings_of(request), token, "access")
     except InvalidTokenError as exc:
         raise refused from exc
-    async with database(request).{{ "primary" if cookiecutter.database != "sqlite" else "read" }}() as connection:
+    async with database(request).{{ "primary_read" if cookiecutter.database != "sqlite" else "read" }}() as connection:
         row = (await connection.execute(_CALLER, {"user_id": claims.subject})).first()
     if row is None or row.token_generation != claims.generation:
         raise refused

@@ -2,7 +2,8 @@
 """Whether the pools of every worker fit in the database server's connection limit.
 
 Each worker process of each instance has pools of its own, so together they can
-open instances x workers x (pool_size + max_overflow) connections to a server. When
+open instances x workers x (pool_size + max_overflow + EXPORT_MAX_CONCURRENT for
+streamed responses + 1 for /readyz) connections to a server. When
 that exceeds the server's `max_connections`, the surplus fails only under load, when
 it hurts most. Each worker checks once at start-up, in the background (start-up
 never waits for the database), and logs one WARNING naming both numbers.
@@ -33,12 +34,12 @@ async def check_connection_budget(settings: Settings, engines: Engines) -> None:
     """Log a WARNING for each server whose limit the pools can exceed."""
 {%- if db == "postgresql" %}
     if settings.db_pgbouncer:
-        await _explain_pgbouncer_limits(settings, engines.primary)
+        await _explain_pgbouncer_limits(settings, engines.pools["primary"])
         return
 {%- endif %}
     pools = {"primary": settings.primary_pool, "replica": settings.replica_pool}
-    for name, engine in engines.pools.items():
-        limit = await _max_connections(name, engine)
+    for name in [name for name in pools if name in engines.pools]:
+        limit = await _max_connections(name, engines.pools[name])
         if limit is None:
             continue
         pool = pools[name]
@@ -47,8 +48,9 @@ async def check_connection_budget(settings: Settings, engines: Engines) -> None:
             logger.warning(
                 "the %s's connection pools can open %d connections, more than its "
                 "max_connections of %d: %d instance(s) x %d worker(s) (WEB_CONCURRENCY) x "
-                "(pool size %d + max overflow %d); lower the pool settings or the workers, "
-                "or raise max_connections",
+                "(pool size %d + max overflow %d + %d for streams (EXPORT_MAX_CONCURRENT) + "
+                "1 for /readyz); lower the pool settings or the workers, or raise "
+                "max_connections",
                 name,
                 demand,
                 limit,
@@ -56,13 +58,15 @@ async def check_connection_budget(settings: Settings, engines: Engines) -> None:
                 settings.web_concurrency,
                 pool.size,
                 pool.max_overflow,
+                settings.export_max_concurrent,
                 extra={"pool": name, "connections": demand, "max_connections": limit},
             )
 
 
 def _demand(settings: Settings, pool: PoolOptions) -> int:
-    """The most connections this pool's copies in every worker can open together."""
-    return settings.service_instances * settings.web_concurrency * (pool.size + pool.max_overflow)
+    """The most connections one server's pools in every worker can open together."""
+    per_worker = pool.size + pool.max_overflow + settings.export_max_concurrent + 1
+    return settings.service_instances * settings.web_concurrency * per_worker
 
 
 async def _max_connections(name: str, engine: AsyncEngine) -> int | None:

@@ -2,17 +2,19 @@
 {%- if db == "sqlite" -%}
 """The engines for SQLite: pool sizing, per-connection setup, BEGIN for reads and writes.
 
-Reads and writes share one pool. SQLAlchemy, not the sqlite3 driver, emits BEGIN
-(the driver skips it before SELECT and SAVEPOINT, which breaks savepoints and
+Requests read and write through one pool. SQLAlchemy, not the sqlite3 driver, emits
+BEGIN (the driver skips it before SELECT and SAVEPOINT, which breaks savepoints and
 repeatable reads): a deferred `BEGIN` for reads, which in WAL mode run beside the one
 writer and never wait for it, and `BEGIN IMMEDIATE` for writes, which takes the
 write lock up front, so a transaction that reads and then writes waits its turn
-instead of failing half-way with "database is locked".
+instead of failing half-way with "database is locked". Streamed responses read
+through a small pool of their own, and /readyz through one connection of its own,
+so neither competes with requests.
 Docs: https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#sqlite-transactions
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import event
@@ -30,15 +32,19 @@ BEGIN_MODE = "sqlite_begin"
 
 @dataclass(frozen=True)
 class Engines:
-    """The engines of one process, all on the one pool in `pools`.
+    """The engines of one process.
 
-    `writer`: write sessions (BEGIN IMMEDIATE). `reader`: read connections (deferred
-    BEGIN), which refuse to write (app.db.read_only). `pools`: the engine that owns
-    the pool, by name (probes and metrics report it).
+    `writer`: write transactions (BEGIN IMMEDIATE). `reader`: read connections
+    (deferred BEGIN), which refuse to write (app.db.read_only). `streams`: reads
+    for streamed responses, on a pool of EXPORT_MAX_CONCURRENT connections.
+    `probe`: /readyz's one connection. `pools`: every engine that owns a pool, by
+    name (`database`, `database.streams`, `database.probe`), for the metrics.
     """
 
     writer: AsyncEngine
     reader: AsyncEngine
+    streams: AsyncEngine
+    probe: AsyncEngine
     pools: Mapping[str, AsyncEngine]
 
     async def dispose(self) -> None:
@@ -55,23 +61,39 @@ def create_engines(
 ) -> Engines:
     """`for_job`: a background job's engines, on the job pool preset (JOB_DB_*).
     `poolclass` replaces the pool (e.g. NullPool for a one-off migration run);
-    migrations turn foreign keys off while they run (migrations/env.py)."""
+    migrations turn foreign keys off while they run (migrations/env.py). A job or a
+    one-off run serves no streams and no probes: those use its one pool too."""
     pool = settings.job_pool if for_job else settings.primary_pool
-    engine = _create_engine(settings, pool, poolclass=poolclass)
-    _configure_sqlite(engine, enforce_foreign_keys=enforce_foreign_keys)
+    engine = _create_engine("database", settings, pool, poolclass, enforce_foreign_keys)
+    pools = {"database": engine}
+    streams = probe = engine
+    if not (for_job or poolclass or _in_memory(settings)):
+        stream_pool = replace(pool, size=settings.export_max_concurrent, max_overflow=0)
+        streams = _create_engine("database.streams", settings, stream_pool, None, True)
+        probe_pool = replace(pool, size=1, max_overflow=0, timeout=settings.readiness_timeout)
+        probe = _create_engine("database.probe", settings, probe_pool, None, True)
+        pools |= {"database.streams": streams, "database.probe": probe}
     writer = engine.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
     reader = refuse_writes(engine.execution_options(**{BEGIN_MODE: "DEFERRED"}))
-    return Engines(writer=writer, reader=reader, pools={"database": engine})
+    streams = refuse_writes(streams.execution_options(**{BEGIN_MODE: "DEFERRED"}))
+    return Engines(writer=writer, reader=reader, streams=streams, probe=probe, pools=pools)
+
+
+def _in_memory(settings: Settings) -> bool:
+    return settings.url.database in (None, "", ":memory:")
 
 
 def _create_engine(
-    settings: Settings, pool: PoolOptions, *, poolclass: type[Pool] | None
+    name: str,
+    settings: Settings,
+    pool: PoolOptions,
+    poolclass: type[Pool] | None,
+    enforce_foreign_keys: bool,
 ) -> AsyncEngine:
-    url = settings.url
     # sqlite3's `timeout` is the busy timeout: a second writer waits, then fails.
     connect_args = {"timeout": pool.busy_timeout}
     options: dict[str, Any]
-    if url.database in (None, "", ":memory:"):
+    if _in_memory(settings):
         # Every connection to ":memory:" is a new, empty database: share one.
         options = {"poolclass": StaticPool}
     elif poolclass is not None:
@@ -79,14 +101,19 @@ def _create_engine(
     else:
         options = {
             "poolclass": CountingPool,
-            "pool_logging_name": "database",
+            "pool_logging_name": name,
             "pool_size": pool.size,
             "max_overflow": pool.max_overflow,
             "pool_timeout": pool.timeout,
         }
-    return create_async_engine(
-        url, connect_args=connect_args, hide_parameters=not settings.database_echo, **options
+    engine = create_async_engine(
+        settings.url,
+        connect_args=connect_args,
+        hide_parameters=not settings.database_echo,
+        **options,
     )
+    _configure_sqlite(engine, enforce_foreign_keys=enforce_foreign_keys)
+    return engine
 
 
 def _configure_sqlite(engine: AsyncEngine, *, enforce_foreign_keys: bool) -> None:
@@ -107,54 +134,77 @@ def _configure_sqlite(engine: AsyncEngine, *, enforce_foreign_keys: bool) -> Non
         mode = connection.get_execution_options().get(BEGIN_MODE, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
 {%- elif db == "postgresql" -%}
-"""Engines for PostgreSQL: the primary's pool, a replica's, and what each connection is told.
+"""Engines for PostgreSQL: the primary's pools, a replica's, and what each connection is told.
 
-Connections run in autocommit unless a write session needs a transaction: a read
-then costs no BEGIN and no COMMIT. Under READ COMMITTED, PostgreSQL's default, every
-statement takes a fresh snapshot even inside a transaction, so a transaction around
-a read buys no consistency and costs two round trips; and in autocommit the pool's
-pre-ping is one statement instead of three (asyncpg pings inside a transaction
-otherwise). Write sessions get a READ COMMITTED transaction on the same pool, set
-per checkout at no round trip's cost. Behind PgBouncer (transaction mode) every
-connection runs transactions instead (reads READ ONLY ones), since PgBouncer keeps
-a statement's prepare and its execution on one server only within one.
+Reads run in autocommit: a read then costs no BEGIN and no COMMIT. Under READ
+COMMITTED, PostgreSQL's default, every statement takes a fresh snapshot even inside a
+transaction, so a transaction around a read buys no consistency and costs two round
+trips; and in autocommit the pool's pre-ping is one statement instead of three
+(asyncpg pings inside a transaction otherwise). Writes get a READ COMMITTED
+transaction on the same pool, set per checkout at no round trip's cost. Behind
+PgBouncer (transaction mode) every connection runs transactions instead (reads READ
+ONLY ones), since PgBouncer keeps a statement's prepare and its execution on one
+server only within one.
+
+Besides the request pools, each server has a small pool for streamed responses (a
+stream holds its connection for as long as the client reads) and one connection for
+/readyz, so that neither competes with requests.
 Docs: https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#module-sqlalchemy.dialects.postgresql.asyncpg
       https://docs.sqlalchemy.org/en/20/core/connections.html#dbapi-autocommit
 """
 
+import math
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.engine import URL, Connection, Dialect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from app.db.pool import CountingPool
 from app.db.read_only import refuse_writes
+from app.db.replica import ReplicaFallback
 from app.settings import PoolOptions, Settings
+
+# The server ends a stream's transaction that stays idle this long after the app
+# would have dropped its reader (EXPORT_IDLE_SECONDS): a backstop if the app stalls.
+STREAM_IDLE_MARGIN_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server's engines: reads (which refuse to write), streamed reads, the probe."""
+
+    reader: AsyncEngine
+    streams: AsyncEngine
+    probe: AsyncEngine
 
 
 @dataclass(frozen=True)
 class Engines:
     """The engines of one process.
 
-    `writer`: write sessions, transactions on the primary. `primary`: the primary in
-    autocommit, for reads that must see the latest writes and for writes of one
-    statement. `reader`: read connections, which refuse to write (app.db.read_only):
-    the replica when DATABASE_REPLICA_URL is set, else the primary's pool.
-    `pools`: the engine that owns each pool, by name (`primary`, `replica`).
+    `writer`: transactions on the primary (write sessions, `Database.transaction()`).
+    `primary`: the primary's reads, streams and probe; `replica`: the replica's, when
+    DATABASE_REPLICA_URL is set, with `fallback` deciding where reads go while it is
+    down (app.db.replica). `pools`: every engine that owns a pool, by name
+    (`primary`, `primary.streams`, `primary.probe`, and the same for `replica`), for
+    the metrics and the connection budget.
     """
 
     writer: AsyncEngine
-    primary: AsyncEngine
-    reader: AsyncEngine
+    primary: Server
+    replica: Server | None
+    fallback: ReplicaFallback | None
     pools: Mapping[str, AsyncEngine]
 
     async def dispose(self) -> None:
+        if self.fallback is not None:
+            await self.fallback.close()
         for engine in self.pools.values():
             await engine.dispose()
 
@@ -163,28 +213,62 @@ def create_engines(
     settings: Settings, *, for_job: bool = False, poolclass: type[Pool] | None = None
 ) -> Engines:
     """`for_job`: a background job's engines, on the job pool preset (JOB_DB_*) and
-    without the replica: a job reads what it has just written.
-    `poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
+    without the replica: a job reads what it has just written. `poolclass` replaces
+    the pool (e.g. NullPool for a one-off migration run). A job or a one-off run
+    serves no streams and no probes: those use its one pool too."""
     pool = settings.job_pool if for_job else settings.primary_pool
-    primary = _create_engine("primary", settings.url, pool, settings, poolclass)
+    serves_requests = not for_job and poolclass is None
+    pools: dict[str, AsyncEngine] = {}
+    primary = _server("primary", settings.url, pool, settings, poolclass, serves_requests, pools)
+    base = pools["primary"]
     writer = (
-        primary
-        if settings.db_pgbouncer
-        else primary.execution_options(isolation_level="READ COMMITTED")
+        base if settings.db_pgbouncer else base.execution_options(isolation_level="READ COMMITTED")
     )
-    replica = (
-        _create_engine("replica", settings.replica_url, settings.replica_pool, settings, poolclass)
-        if settings.replica_url is not None and not for_job
-        else None
+    replica = fallback = None
+    if settings.replica_url is not None and serves_requests:
+        replica = _server(
+            "replica", settings.replica_url, settings.replica_pool, settings, None, True, pools
+        )
+        fallback = ReplicaFallback(
+            pools["replica"],
+            policy=settings.db_replica_fallback,
+            retry_seconds=settings.db_replica_retry_seconds,
+            check_timeout=settings.db_replica_connect_timeout,
+        )
+    return Engines(writer=writer, primary=primary, replica=replica, fallback=fallback, pools=pools)
+
+
+def _server(
+    name: str,
+    url: URL,
+    pool: PoolOptions,
+    settings: Settings,
+    poolclass: type[Pool] | None,
+    serves_requests: bool,
+    pools: dict[str, AsyncEngine],
+) -> Server:
+    """One server's engines, added to `pools` by name."""
+    base = pools[name] = _create_engine(name, url, pool, settings, poolclass)
+    streams = probe = base
+    if serves_requests:
+        stream_pool = replace(pool, size=settings.export_max_concurrent, max_overflow=0)
+        streams = pools[f"{name}.streams"] = _create_engine(
+            f"{name}.streams", url, stream_pool, settings, None
+        )
+        probe_pool = replace(pool, size=1, max_overflow=0, timeout=settings.readiness_timeout)
+        probe = pools[f"{name}.probe"] = _create_engine(
+            f"{name}.probe", url, probe_pool, settings, None
+        )
+    # A stream reads from a server-side cursor, which exists only inside a
+    # transaction: a READ ONLY one, that the server ends if it is left idle.
+    streams = streams.execution_options(isolation_level="READ COMMITTED", postgresql_readonly=True)
+    _end_idle_streams(streams, settings.export_idle_seconds + STREAM_IDLE_MARGIN_SECONDS)
+    reader = base.execution_options(postgresql_readonly=True) if settings.db_pgbouncer else base
+    return Server(
+        reader=refuse_writes(reader.execution_options()),
+        streams=refuse_writes(streams),
+        probe=probe,
     )
-    reading = replica or primary
-    reader = refuse_writes(
-        reading.execution_options(postgresql_readonly=True)
-        if settings.db_pgbouncer
-        else reading.execution_options()
-    )
-    pools = {"primary": primary} if replica is None else {"primary": primary, "replica": replica}
-    return Engines(writer=writer, primary=primary, reader=reader, pools=pools)
 
 
 def _create_engine(
@@ -255,21 +339,34 @@ def _report_connect_failures_as_driver_errors(engine: AsyncEngine) -> None:
             return dialect.connect(*cargs, **cparams)
         except (OSError, TimeoutError) as exc:
             raise OperationalError("connect", None, exc, connection_invalidated=True) from exc
+
+
+def _end_idle_streams(streams: AsyncEngine, seconds: float) -> None:
+    """Each stream's transaction gets `idle_in_transaction_session_timeout`: a
+    transaction (SET LOCAL), so it holds behind PgBouncer too."""
+    timeout = f"{math.ceil(seconds * 1000)}ms"
+
+    @event.listens_for(streams.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = '{timeout}'")
 {%- else -%}
-"""Engines for MySQL/MariaDB: the primary's pool, a replica's, and each connection's setup.
+"""Engines for MySQL/MariaDB: the primary's pools, a replica's, and each connection's setup.
 
 Reads and writes share the primary's pool. InnoDB starts a transaction at the first
 statement, so none sends a BEGIN: a read costs its SELECTs and the ROLLBACK that
 ends it, a plain SELECT takes no locks, and under REPEATABLE READ its statements
 share one snapshot. (Autocommit would save nothing: switching it per connection
 costs a round trip each way, and the driver still sends the COMMIT.) The replica,
-when configured, has a pool of its own.
+when configured, has a pool of its own. Besides the request pools, each server has
+a small pool for streamed responses (a stream holds its connection for as long as
+the client reads) and one connection for /readyz, so that neither competes with
+requests.
 Docs: https://docs.sqlalchemy.org/en/20/dialects/mysql.html#module-sqlalchemy.dialects.mysql.aiomysql
 """
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiomysql
@@ -280,6 +377,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, Pool
 
 from app.db.pool import CountingPool
 from app.db.read_only import refuse_writes
+from app.db.replica import ReplicaFallback
 from app.settings import PoolOptions, Settings
 
 CANNOT_CONNECT = 2003
@@ -292,22 +390,35 @@ SESSION_SETUP = (
 
 
 @dataclass(frozen=True)
+class Server:
+    """One server's engines: reads (which refuse to write), streamed reads, the probe."""
+
+    reader: AsyncEngine
+    streams: AsyncEngine
+    probe: AsyncEngine
+
+
+@dataclass(frozen=True)
 class Engines:
     """The engines of one process.
 
-    `writer`: write sessions on the primary. `primary`: the primary, for reads that
-    must see the latest writes and for writes of one statement. `reader`: read
-    connections, which refuse to write (app.db.read_only): the replica when
-    DATABASE_REPLICA_URL is set, else the primary's pool. `pools`: the engine that
-    owns each pool, by name (`primary`, `replica`).
+    `writer`: transactions on the primary (write sessions, `Database.transaction()`).
+    `primary`: the primary's reads, streams and probe; `replica`: the replica's, when
+    DATABASE_REPLICA_URL is set, with `fallback` deciding where reads go while it is
+    down (app.db.replica). `pools`: every engine that owns a pool, by name
+    (`primary`, `primary.streams`, `primary.probe`, and the same for `replica`), for
+    the metrics and the connection budget.
     """
 
     writer: AsyncEngine
-    primary: AsyncEngine
-    reader: AsyncEngine
+    primary: Server
+    replica: Server | None
+    fallback: ReplicaFallback | None
     pools: Mapping[str, AsyncEngine]
 
     async def dispose(self) -> None:
+        if self.fallback is not None:
+            await self.fallback.close()
         for engine in self.pools.values():
             await engine.dispose()
 
@@ -316,18 +427,55 @@ def create_engines(
     settings: Settings, *, for_job: bool = False, poolclass: type[Pool] | None = None
 ) -> Engines:
     """`for_job`: a background job's engines, on the job pool preset (JOB_DB_*) and
-    without the replica: a job reads what it has just written.
-    `poolclass` replaces the pool (e.g. NullPool for a one-off migration run)."""
+    without the replica: a job reads what it has just written. `poolclass` replaces
+    the pool (e.g. NullPool for a one-off migration run). A job or a one-off run
+    serves no streams and no probes: those use its one pool too."""
     pool = settings.job_pool if for_job else settings.primary_pool
-    primary = _create_engine("primary", settings.url, pool, settings, poolclass)
-    replica = (
-        _create_engine("replica", settings.replica_url, settings.replica_pool, settings, poolclass)
-        if settings.replica_url is not None and not for_job
-        else None
+    serves_requests = not for_job and poolclass is None
+    pools: dict[str, AsyncEngine] = {}
+    primary = _server("primary", settings.url, pool, settings, poolclass, serves_requests, pools)
+    replica = fallback = None
+    if settings.replica_url is not None and serves_requests:
+        replica = _server(
+            "replica", settings.replica_url, settings.replica_pool, settings, None, True, pools
+        )
+        fallback = ReplicaFallback(
+            pools["replica"],
+            policy=settings.db_replica_fallback,
+            retry_seconds=settings.db_replica_retry_seconds,
+            check_timeout=settings.db_replica_connect_timeout,
+        )
+    return Engines(
+        writer=pools["primary"], primary=primary, replica=replica, fallback=fallback, pools=pools
     )
-    reader = refuse_writes((replica or primary).execution_options())
-    pools = {"primary": primary} if replica is None else {"primary": primary, "replica": replica}
-    return Engines(writer=primary, primary=primary, reader=reader, pools=pools)
+
+
+def _server(
+    name: str,
+    url: URL,
+    pool: PoolOptions,
+    settings: Settings,
+    poolclass: type[Pool] | None,
+    serves_requests: bool,
+    pools: dict[str, AsyncEngine],
+) -> Server:
+    """One server's engines, added to `pools` by name."""
+    base = pools[name] = _create_engine(name, url, pool, settings, poolclass)
+    streams = probe = base
+    if serves_requests:
+        stream_pool = replace(pool, size=settings.export_max_concurrent, max_overflow=0)
+        streams = pools[f"{name}.streams"] = _create_engine(
+            f"{name}.streams", url, stream_pool, settings, None
+        )
+        probe_pool = replace(pool, size=1, max_overflow=0, timeout=settings.readiness_timeout)
+        probe = pools[f"{name}.probe"] = _create_engine(
+            f"{name}.probe", url, probe_pool, settings, None
+        )
+    return Server(
+        reader=refuse_writes(base.execution_options()),
+        streams=refuse_writes(streams.execution_options()),
+        probe=probe,
+    )
 
 
 def _create_engine(

@@ -130,7 +130,8 @@ def task_name(task: Callable[..., Any]) -> str:
 
 
 async def _is_autocommit(connection: AsyncConnection) -> bool:
-    """PrimaryConnection's engine runs in autocommit: a `begin()` on it is no transaction."""
+    """The primary's own engine runs in autocommit (reads need no transaction): a
+    `begin()` on it is no transaction."""
     raw = (await connection.get_raw_connection()).dbapi_connection
     return raw is not None and connection.dialect.detect_autocommit_setting(raw)
 {%- endif %}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 {% if cookiecutter.python_version == "3.11" %}from typing import Any, Generic, TypeVar{% else %}from typing import Any{% endif %}
 
-from sqlalchemy import ColumnElement, tuple_
+from sqlalchemy import ColumnElement, {% if cookiecutter.database == "mysql" %}and_, or_{% else %}tuple_{% endif %}
 from sqlalchemy.orm import InstrumentedAttribute
 
 {% if cookiecutter.python_version == "3.11" -%}
@@ -56,10 +56,24 @@ class Keyset:
         return (self.created_at.asc(), self.id.asc())
 
     def after(self, position: Position) -> ColumnElement[bool]:
-        """The rows that come after `position` in this order."""
+        """The rows that come after `position` in this order.{% if cookiecutter.database == "mysql" %} Spelled out, with a
+        bound on `created_at` alone: MariaDB reads a row comparison such as
+        `(created_at, id) > (...)` by scanning the index from its start."""
+        at, newer = position.created_at, position.id
+        if self.descending:
+            return and_(
+                self.created_at <= at,
+                or_(self.created_at < at, and_(self.created_at == at, self.id < newer)),
+            )
+        return and_(
+            self.created_at >= at,
+            or_(self.created_at > at, and_(self.created_at == at, self.id > newer)),
+        )
+{%- else %}"""
         key = tuple_(self.created_at, self.id)
         values = (position.created_at, position.id)
         return key < values if self.descending else key > values
+{%- endif %}
 
 
 def _b64(data: bytes) -> str:

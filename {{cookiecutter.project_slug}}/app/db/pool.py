@@ -8,6 +8,7 @@ Docs: https://docs.sqlalchemy.org/en/20/core/pooling.html
 """
 
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, PoolProxiedConnection
 
 from app.metrics import POOL_TIMEOUTS
@@ -23,3 +24,10 @@ class CountingPool(AsyncAdaptedQueuePool):
         except PoolTimeoutError:
             POOL_TIMEOUTS.labels(pool=self.logging_name or "default").inc()
             raise
+
+
+async def connected(engine: AsyncEngine) -> AsyncConnection:
+    """A connection of `engine`, already checked out: the caller closes it."""
+    connection = engine.connect()
+    await connection.start()
+    return connection

@@ -11,10 +11,8 @@ needs an access token.
 """HTTP endpoints for posts: `/api/v1/posts` and a user's `/api/v1/users/{id}/posts`."""
 {%- endif %}
 
-import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
@@ -23,12 +21,13 @@ from fastapi.responses import StreamingResponse
 {% if auth -%}
 from app.auth.access import SIGNED_IN, Anyone, SelfOnly
 {% endif -%}
-from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession, database
+from app.db.session import {% if db != "sqlite" %}PrimaryReadConnection, {% endif %}ReadConnection, WriteSession
 from app.edge import body_limit
 from app.pages import PageParams, link_next_page, start_of_page
 from app.posts import repository
 from app.posts.schemas import PostBulkCreate, PostBulkCreated, PostCreate, PostExportRow, PostRead
 from app.schemas import Text
+from app.streams import stream_rows
 
 router = APIRouter(tags=["posts"])
 
@@ -122,7 +121,7 @@ async def list_posts(
 {%- endif %}
     author_id: uuid.UUID | None = None,
     title: Annotated[
-        Text | None, Query(max_length=200, description="Part of the title, any letter case.")
+        Text | None, Query(max_length=200, description="The start of the title, any letter case.")
     ] = None,
     min_views: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
 ) -> list[PostRead]:
@@ -134,7 +133,7 @@ async def list_posts(
         offset=page.offset,
         after=start_of_page(request, page, filters),
         author_id=author_id,
-        title_contains=title,
+        title_prefix=title,
         min_views=min_views,
     )
     link_next_page(request, response, posts, filters)
@@ -154,8 +153,9 @@ async def latest_posts(
     authors: Annotated[int, Query(ge=1, le=50)] = 10,
     per_user: Annotated[int, Query(ge=1, le=20)] = 3,
 ) -> list[PostRead]:
-    """The newest posts of the most recently active authors: at most `authors` x
-    `per_user` posts, so a bounded report rather than a paged list."""
+    """The newest posts of the most recently active authors, among the newest 1,000
+    posts: at most `authors` x `per_user` posts, a bounded report rather than a
+    paged list."""
 {%- if auth %}
     posts = await repository.latest_posts_per_author(connection, authors=authors, per_user=per_user)
     return [_as_seen_by(caller, post) for post in posts]
@@ -174,45 +174,39 @@ def _ndjson(rows: Sequence[Any]) -> bytes:
 @router.get(
     "/posts/export",
     response_class=StreamingResponse,
+    responses={
 {%- if auth %}
-    responses={401: {"description": "No valid access token."}},
+        401: {"description": "No valid access token."},
+{%- endif %}
+        503: {"description": "Too many exports at once, or the database is unavailable."},
+    },
+{%- if auth %}
     dependencies=[SIGNED_IN],
 {%- endif %}
 )
 async def export_posts(request: Request) -> StreamingResponse:
     """Every post as NDJSON, streamed from a server-side cursor, in one snapshot.
 
-    The body is sent after the endpoint returns, when a request's connection would
-    be closed, so the stream owns a read connection of its own (a read never blocks
-    the writers). Its first batch is read before answering: a database that is down
-    gets a 503, not an empty 200. (A failure later aborts the connection mid-body,
-    which clients see as an error.)
+    The stream reads from a pool of its own and is bounded (app.streams): a few at
+    a time per process, a client that stops reading is dropped, and none lasts
+    longer than EXPORT_MAX_SECONDS. The first batch is read before answering, so a
+    database that is down gets a 503, not an empty 200; a stream cut short later
+    ends without the end of its body, which clients see as an error.
     """
-    stack = AsyncExitStack()  # closed when the body ends, or here if it never starts
-    try:
-        connection = await stack.enter_async_context(database(request).stream())
-        batches = repository.stream_posts(connection)
-        stack.push_async_callback(batches.aclose)
-        first = await anext(batches, None)
-    except BaseException:
-        await stack.__aexit__(*sys.exc_info())
-        raise
-
-    async def body() -> AsyncIterator[bytes]:
-        async with stack:
-            if first is not None:
-                yield _ndjson(first)
-            async for rows in batches:
-                yield _ndjson(rows)
-
-    return StreamingResponse(body(), media_type="application/x-ndjson")
+    return await stream_rows(
+        request, repository.stream_posts, _ndjson, media_type="application/x-ndjson"
+    )
 
 
 @router.get("/posts/{post_id}", responses=NOT_FOUND)
 {%- if auth %}
-async def get_post(post_id: uuid.UUID, caller: Anyone, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> PostRead:
+async def get_post(
+    post_id: uuid.UUID,
+    caller: Anyone,
+    connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %},
+) -> PostRead:
     return _as_seen_by(caller, await repository.get_post(connection, post_id))
 {%- else %}
-async def get_post(post_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> PostRead:
+async def get_post(post_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> PostRead:
     return await repository.get_post(connection, post_id)
 {%- endif %}

@@ -186,7 +186,7 @@ class Relay:
 
     async def _listen_until_lost(self) -> None:
         lost = asyncio.Event()
-        async with self.database.engines.primary.connect() as connection:
+        async with self.database.engines.pools["primary"].connect() as connection:
             driver: Any = (await connection.get_raw_connection()).driver_connection
             await driver.add_listener(NOTIFY_CHANNEL, self._notified)
             driver.add_termination_listener(lambda _: lost.set())

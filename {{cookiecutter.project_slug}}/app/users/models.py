@@ -50,14 +50,24 @@ class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
         # Unique among live users: a unique index allows many NULLs, and
         # `live_email` is NULL for deleted rows.
         Index("uq_users_live_email", "live_email", unique=True),
-{%- else %}
+{%- elif cookiecutter.database == "postgresql" %}
         # Unique among live users: a deleted user's email can be registered again.
+        # In byte order (text_pattern_ops): it serves a prefix search too (app.db.search).
         Index(
             "uq_users_live_email",
             "email",
             unique=True,
-            {{ cookiecutter.database }}_where=text("NOT is_deleted"),
+            postgresql_where=text("NOT is_deleted"),
+            postgresql_ops={"email": "text_pattern_ops"},
         ),
+{%- else %}
+        # Unique among live users: a deleted user's email can be registered again. The
+        # condition is written as the queries write it, so they can use the index.
+        Index("uq_users_live_email", "email", unique=True, sqlite_where=text("is_deleted = 0")),
+{%- endif %}
+{%- if examples %}
+        # The users with the most posts (app.users.repository.users_with_post_counts).
+        Index("ix_users_post_count_id", "post_count", "id"),
 {%- endif %}
         # The purge job's queue (app.users.purge): deleted users, oldest first.
 {%- if cookiecutter.database == "mysql" %}
@@ -92,6 +102,11 @@ class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, Base):
     failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+{%- endif %}
+{%- if examples %}
+    # How many live posts the user has: kept by the writes of posts, in their own
+    # transaction (app.posts.repository), so that no read counts them.
+    post_count: Mapped[int] = mapped_column(default=0, server_default="0")
 {%- endif %}
     # Optimistic locking: every UPDATE checks and bumps it, so a concurrent write
     # raises StaleDataError (HTTP 409) instead of silently overwriting.

@@ -1,3 +1,4 @@
+{%- set db = cookiecutter.database -%}
 {%- set examples = cookiecutter.include_example_models == "yes" -%}
 """Data access for users: every query {% if examples %}the example domain needs{% else %}the accounts need{% endif %}, in one module.
 
@@ -13,18 +14,29 @@ Docs: https://docs.sqlalchemy.org/en/20/core/connections.html
       https://docs.sqlalchemy.org/en/20/faq/performance.html
 """
 
+{% if examples -%}
+import functools
+{% endif -%}
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, bindparam, {% if examples %}func, {% endif %}insert, select{% if examples %}, update{% endif %}
+from sqlalchemy import {% if examples %}CompoundSelect, {% endif %}Row, bindparam, false, insert, select{% if examples %}, union_all, update{% endif %}
+{%- if db == "postgresql" %}
+from sqlalchemy.dialects.postgresql import insert as upsert
+{%- elif db == "sqlite" %}
+from sqlalchemy.dialects.sqlite import insert as upsert
+{%- else %}
+from sqlalchemy.dialects.mysql import insert as upsert
+{%- endif %}
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import selectinload
 
 from app.db.keys import new_id
 from app.db.pagination import Keyset, Page, Position
+from app.db.search import starts_with{% if db == "sqlite" %}, weighed{% endif %}
 from app.db.types import utcnow
 from app.errors import ConflictError, NotFoundError
 {%- if examples %}
@@ -43,8 +55,9 @@ from app.users.schemas import (
 )
 
 {% if examples -%}
-# A UserRead carries at most this many posts (the newest) and its post_count; roles
-# are capped when assigned. No response grows with the size of a user's history.
+# A UserRead carries at most this many posts (the newest) and its post_count, a
+# counter kept by the writes of posts (app.posts.repository); roles are capped when
+# assigned. No response, and no query, grows with the size of a user's history.
 LATEST_POSTS = 5
 {% else -%}
 # Roles are capped when assigned: no response grows with a user's history.
@@ -53,16 +66,6 @@ MAX_ROLES = 20
 USERS = Keyset(User.created_at, User.id)
 _USER_FIELDS = {"id", "email", "full_name", "version", "created_at", "updated_at"}
 
-{%- if examples %}
-
-_POST_COUNT = (
-    select(func.count(Post.id))
-    .where(Post.author_id == User.id, Post.is_deleted.is_(False))
-    .correlate(User)
-    .scalar_subquery()
-    .label("post_count")
-)
-{%- endif %}
 _USERS = select(
     User.id,
     User.email,
@@ -71,26 +74,18 @@ _USERS = select(
     User.created_at,
     User.updated_at,
 {%- if examples %}
-    _POST_COUNT,
+    User.post_count,
 {%- endif %}
-).where(User.is_deleted.is_(False))
+).where(User.is_deleted == false())
 _USERS_PAGE = (
     _USERS.order_by(*USERS.order_by()).limit(bindparam("limit")).offset(bindparam("offset"))
 )
-_ONE_USER = _USERS.where(User.id == bindparam("user_id"))
-{%- if examples %}
-_rank = (
-    func.row_number()
-    .over(partition_by=Post.author_id, order_by=(Post.created_at.desc(), Post.id.desc()))
-    .label("rank")
-)
-_ranked = (
-    select(Post.id, Post.author_id, Post.title, Post.view_count, Post.created_at, _rank)
-    .where(Post.author_id.in_(bindparam("user_ids", expanding=True)), Post.is_deleted.is_(False))
-    .subquery()
-)
-_LATEST_POSTS = select(_ranked).where(_ranked.c.rank <= LATEST_POSTS).order_by(_ranked.c.rank)
+{%- if db == "mysql" %}
+# MariaDB would rather sort the whole table than read an offset page (some hundreds of
+# rows) along the index: held to the index that gives the order.
+_USERS_PAGE = _USERS_PAGE.with_hint(User, "FORCE INDEX FOR ORDER BY (ix_users_created_at_id)")
 {%- endif %}
+_ONE_USER = _USERS.where(User.id == bindparam("user_id"))
 _ROLES = (
     select(user_roles.c.user_id, Role.name)
     .join(Role, Role.id == user_roles.c.role_id)
@@ -105,12 +100,40 @@ EMAIL_TAKEN = "a user with this email already exists"
 {%- if examples %}
 
 
+@functools.cache
+def _newest_posts(users: int) -> CompoundSelect[Any]:
+    """The LATEST_POSTS newest posts of each of `users` users (`user_0`, `user_1`, ...):
+    one branch per user, a range of the (author_id, created_at, id) index read
+    backwards and cut at the limit. Built once per number of users: building it
+    costs more than running it."""
+    return union_all(
+        *(
+            select(
+                select(Post.id, Post.author_id, Post.title, Post.view_count, Post.created_at)
+                .where(Post.author_id == bindparam(f"user_{i}"), Post.is_deleted == false())
+                .order_by(Post.created_at.desc(), Post.id.desc())
+                .limit(LATEST_POSTS)
+                .subquery()
+            )
+            for i in range(users)
+        )
+    )
+
+
 async def _latest_posts(
     connection: AsyncConnection, user_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[PostSummary]]:
-    """Each user's LATEST_POSTS newest posts, for all the users in one query."""
+    """Each user's LATEST_POSTS newest posts, for all the users in one query: one
+    bounded branch per user (a window function over their posts would read all of
+    them, however many a user has written)."""
+    users = {f"user_{i}": user_id for i, user_id in enumerate(user_ids)}
+    rows = sorted(
+        await connection.execute(_newest_posts(len(users)), users),
+        key=lambda row: (row.created_at, row.id),
+        reverse=True,
+    )
     posts: dict[uuid.UUID, list[PostSummary]] = defaultdict(list)
-    for row in await connection.execute(_LATEST_POSTS, {"user_ids": user_ids}):
+    for row in rows:
         posts[row.author_id].append(
             PostSummary(
                 id=row.id, title=row.title, view_count=row.view_count, created_at=row.created_at
@@ -167,13 +190,20 @@ async def list_users(
     limit: int,
     offset: int = 0,
     after: Position | None = None,
-    email_contains: str | None = None,
+    email_prefix: str | None = None,
 ) -> Page[UserRead]:
     """Users in creation order, a page at a time (see app.db.pagination)."""
     stmt = _USERS_PAGE
-    if email_contains:
-        # Emails are stored lower-case, so this is a case-insensitive search.
-        stmt = stmt.where(User.email.contains(email_contains.lower(), autoescape=True))
+    if email_prefix:
+        # Emails are stored lower-case, so this ignores letter case; a prefix, so the
+        # index on emails serves it (app.db.search).
+{%- if db == "sqlite" %}
+        prefix = starts_with(User.email, email_prefix.lower())
+        live = User.is_deleted == false()  # the unique index is partial: live users only
+        stmt = stmt.where(await weighed(connection, prefix, within=live))
+{%- else %}
+        stmt = stmt.where(starts_with(User.{{ "live_email" if db == "mysql" else "email" }}, email_prefix.lower()))
+{%- endif %}
     if after is not None:
         stmt = stmt.where(USERS.after(after))
     rows = (await connection.execute(stmt, {"limit": limit + 1, "offset": offset})).all()
@@ -276,20 +306,71 @@ async def soft_delete_user(session: AsyncSession, user_id: uuid.UUID) -> None:
 {%- endif %}
 
 
-async def import_users(session: AsyncSession, rows: Sequence[UserCreate]) -> list[UserImportResult]:
-    """Partial success by design: each row gets its own savepoint, so a duplicate
-    is reported for that row and the others are still created."""
-    results: list[UserImportResult] = []
-    for row in rows:
-        user = User(email=row.email, full_name=row.full_name)
-        try:
-            async with session.begin_nested():
-                session.add(user)
-        except IntegrityError:
-            results.append(UserImportResult(email=row.email, status="duplicate"))
+# Rows per INSERT statement of an import: one statement per batch, never one per row.
+IMPORT_BATCH = 500
+{%- if db == "mysql" %}
+# A duplicate row "updates" the existing one to itself: nothing changes, no error,
+# and any other error (a strict-mode one) is still raised, which INSERT IGNORE
+# would turn into a warning.
+_IMPORT = upsert(User).on_duplicate_key_update(id=User.id)
+_EXISTING = select(User.id).where(User.id.in_(bindparam("ids", expanding=True)))
+{%- else %}
+# A row that would break a unique index (the live email) is skipped, not an error;
+# RETURNING names the rows that were inserted.
+_IMPORT = upsert(User).on_conflict_do_nothing().returning(User.id)
+{%- endif %}
+
+
+async def import_users(
+    connection: AsyncConnection, rows: Sequence[UserCreate]
+) -> list[UserImportResult]:
+    """Partial success by design: each row is reported `created` or `duplicate` (its
+    email belongs to a live user, or to an earlier row of the import).
+
+{%- if db == "mysql" %}
+    One multi-row INSERT per IMPORT_BATCH rows (`ON DUPLICATE KEY UPDATE`; MariaDB
+    returns each row's id, the existing one for a duplicate, and MySQL, which has no
+    RETURNING, is asked which of the new ids exist), never a savepoint per row: a
+    transaction with a savepoint per row does the work of a transaction per row.
+{%- else %}
+    One multi-row INSERT per IMPORT_BATCH rows (`ON CONFLICT DO NOTHING RETURNING
+    id`), never a savepoint per row{% if db == "postgresql" %}: PostgreSQL caches 64 subtransactions per
+    backend, past which every snapshot slows down, on replicas most{% else %}, which would cost a statement each{% endif %}.
+{%- endif %}
+    """
+    now = utcnow()
+    ids = [new_id() for _ in rows]
+    values = [
+        {
+            "id": user_id,
+            "email": row.email,
+            "full_name": row.full_name,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for user_id, row in zip(ids, rows, strict=True)
+    ]
+    created: set[uuid.UUID] = set()
+    for start in range(0, len(values), IMPORT_BATCH):
+        batch = values[start : start + IMPORT_BATCH]
+{%- if db == "mysql" %}
+        if connection.dialect.is_mariadb:  # type: ignore[attr-defined]
+            result = await connection.execute(_IMPORT.values(batch).returning(User.id))
+            created.update(result.scalars())
         else:
-            results.append(UserImportResult(email=row.email, status="created", id=user.id))
-    return results
+            await connection.execute(_IMPORT.values(batch))
+            new = [value["id"] for value in batch]
+            created.update((await connection.execute(_EXISTING, {"ids": new})).scalars())
+{%- else %}
+        created.update((await connection.execute(_IMPORT.values(batch))).scalars())
+{%- endif %}
+    return [
+        UserImportResult(email=row.email, status="created", id=user_id)
+        if user_id in created
+        else UserImportResult(email=row.email, status="duplicate")
+        for user_id, row in zip(ids, rows, strict=True)
+    ]
 
 
 async def get_or_create_role(session: AsyncSession, name: str) -> Role:
@@ -321,13 +402,10 @@ async def assign_role(session: AsyncSession, user_id: uuid.UUID, role_name: str)
 {%- if examples %}
 
 
-_post_count = func.count(Post.id).label("post_count")
 _POST_COUNTS = (
-    select(User.id, User.{{ "full_name" if cookiecutter.auth == "jwt" else "email" }}, _post_count)
-    .outerjoin(Post, (Post.author_id == User.id) & Post.is_deleted.is_(False))
-    .where(User.is_deleted.is_(False))
-    .group_by(User.id, User.{{ "full_name" if cookiecutter.auth == "jwt" else "email" }})
-    .order_by(_post_count.desc(), User.{{ "id" if cookiecutter.auth == "jwt" else "email" }})
+    select(User.id, User.{{ "full_name" if cookiecutter.auth == "jwt" else "email" }}, User.post_count)
+    .where(User.is_deleted == false())
+    .order_by(User.post_count.desc(), User.id.desc())
     .limit(bindparam("limit"))
 )
 
@@ -335,7 +413,8 @@ _POST_COUNTS = (
 async def users_with_post_counts(
     connection: AsyncConnection, *, limit: int
 ) -> Sequence[Row[uuid.UUID, str, int]]:
-    """Aggregation: one GROUP BY instead of loading every post. A bounded top-N
-    report (at most `limit` rows), not a list to page through."""
+    """The `limit` users with the most posts (the newest first among equals): the
+    start of the (post_count, id) index, read backwards. The counts are kept by the
+    writes of posts, in their transaction, so no request counts a whole table."""
     return (await connection.execute(_POST_COUNTS, {"limit": limit})).all()
 {%- endif %}

@@ -5,9 +5,9 @@
 """HTTP endpoints for users under `/api/v1/users`.
 
 Each endpoint declares what it opens (app.db.session): a WriteSession for a unit of
-work, a ReadConnection for lists{% if db != "sqlite" %} (which a replica may serve, a little behind), and a
-PrimaryConnection where a caller expects to read what it has just written, or for
-a write of one statement{% endif %}.
+work, a WriteConnection for writes that need none, a ReadConnection for lists{% if db != "sqlite" %}
+(which a replica may serve, a little behind), and a PrimaryReadConnection where a
+caller expects to read what it has just written{% endif %}.
 {%- if auth %}
 Each also states who may call it (app.auth.access): anyone reads users, but emails
 and roles only reach the user themselves and admins; users change only their own
@@ -27,7 +27,14 @@ from app.auth.access import ADMIN_ONLY, Anyone, SelfOrAdmin, SignedIn, forbidden
 {% if welcome -%}
 from app.db.outbox import enqueue
 {% endif -%}
-from app.db.session import {% if db != "sqlite" %}PrimaryConnection, {% endif %}ReadConnection, WriteSession
+from app.db.session import (
+{%- if db != "sqlite" %}
+    PrimaryReadConnection,
+{%- endif %}
+    ReadConnection,
+    WriteConnection,
+    WriteSession,
+)
 from app.edge import body_limit
 from app.pages import PageParams, link_next_page, start_of_page
 from app.schemas import Text
@@ -73,21 +80,18 @@ def _as_seen_by(caller: Anyone, user: UserRead) -> UserRead:
     dependencies=[ADMIN_ONLY],
 {%- endif %}
 )
+async def create_user(data: UserCreate, connection: WriteConnection) -> UserRead:
 {%- if welcome %}
-async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
+{%- if auth %}
+    """A user without a password (for admins) and its welcome email (app.tasks):
+    both commit, or neither does."""
+{%- else %}
     """The user and its welcome email (app.tasks) commit together, or neither does."""
-    connection = await session.connection()
+{%- endif %}
     user = await repository.create_user(connection, data)
     await enqueue(connection, send_welcome_email, user_id=user.id)
     return user
-{%- elif db == "sqlite" %}
-async def create_user(data: UserCreate, session: WriteSession) -> UserRead:
-{%- if auth %}
-    """A user without a password, who cannot log in until one is set: for admins."""
-{%- endif %}
-    return await repository.create_user(await session.connection(), data)
 {%- else %}
-async def create_user(data: UserCreate, connection: PrimaryConnection) -> UserRead:
 {%- if auth %}
     """A user without a password, who cannot log in until one is set: for admins."""
 {%- endif %}
@@ -104,10 +108,13 @@ async def list_users(
 {%- if auth %}
     caller: Anyone,
     email: Annotated[
-        Text | None, Query(max_length=320, description="Part of the email: for admins only.")
+        Text | None,
+        Query(max_length=320, description="The start of the email, any letter case: admins only."),
     ] = None,
 {%- else %}
-    email: Annotated[Text | None, Query(max_length=320, description="Part of the email.")] = None,
+    email: Annotated[
+        Text | None, Query(max_length=320, description="The start of the email, any letter case.")
+    ] = None,
 {%- endif %}
 ) -> list[UserRead]:
     """Users in creation order{% if examples %}, with their newest posts and post count{% endif %}."""
@@ -121,7 +128,7 @@ async def list_users(
         limit=page.limit,
         offset=page.offset,
         after=start_of_page(request, page, filters),
-        email_contains=email,
+        email_prefix=email,
     )
     link_next_page(request, response, users, filters)
 {%- if auth %}
@@ -154,14 +161,14 @@ async def post_counts(
 {%- endif %}
     openapi_extra=body_limit("bulk_max_request_bytes"),
 )
-async def import_users(data: UserImport, session: WriteSession) -> list[UserImportResult]:
+async def import_users(data: UserImport, connection: WriteConnection) -> list[UserImportResult]:
     """Create many users; duplicates are reported per row, the rest are created."""
-    return await repository.import_users(session, data.users)
+    return await repository.import_users(connection, data.users)
 
 
 {% if auth -%}
 @router.get("/me", responses=UNAUTHORIZED)
-async def get_me(caller: SignedIn, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+async def get_me(caller: SignedIn, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> UserRead:
     """The user the access token belongs to."""
     return await repository.get_user(connection, caller.id)
 
@@ -169,10 +176,14 @@ async def get_me(caller: SignedIn, connection: {% if db != "sqlite" %}PrimaryCon
 {% endif -%}
 @router.get("/{user_id}", responses=NOT_FOUND)
 {%- if auth %}
-async def get_user(user_id: uuid.UUID, caller: Anyone, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+async def get_user(
+    user_id: uuid.UUID,
+    caller: Anyone,
+    connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %},
+) -> UserRead:
     return _as_seen_by(caller, await repository.get_user(connection, user_id))
 {%- else %}
-async def get_user(user_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryConnection{% else %}ReadConnection{% endif %}) -> UserRead:
+async def get_user(user_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> UserRead:
     return await repository.get_user(connection, user_id)
 {%- endif %}
 

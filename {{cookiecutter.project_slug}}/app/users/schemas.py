@@ -12,7 +12,7 @@ and to admins only, and null to anyone else (`UserRead.without_private_fields`).
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Literal{% if auth %}, Self{% endif %}
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -100,7 +100,7 @@ class UserRead(BaseModel):
 {%- endif %}
 {%- if auth %}
 
-    def without_private_fields(self) -> "UserRead":
+    def without_private_fields(self) -> Self:
         return self.model_copy(update={"email": None, "roles": None})
 {%- endif %}
 {%- if examples %}

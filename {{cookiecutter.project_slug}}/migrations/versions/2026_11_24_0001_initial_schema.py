@@ -109,6 +109,9 @@ def upgrade() -> None:
         sa.Column("locked_until", UTC_TIMESTAMP, nullable=True),
         sa.Column("token_generation", sa.Integer(), server_default="0", nullable=False),
 {%- endif %}
+{%- if examples %}
+        sa.Column("post_count", sa.Integer(), server_default="0", nullable=False),
+{%- endif %}
         sa.Column("version", sa.Integer(), nullable=False),
         *_timestamps_and_soft_delete(),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
@@ -116,14 +119,26 @@ def upgrade() -> None:
     op.create_index("ix_users_created_at_id", "users", ["created_at", "id"])
 {%- if db == "mysql" %}
     op.create_index("uq_users_live_email", "users", ["live_email"], unique=True)
+{%- elif db == "postgresql" %}
+    op.create_index(
+        "uq_users_live_email",
+        "users",
+        ["email"],
+        unique=True,
+        postgresql_where=sa.text("NOT is_deleted"),
+        postgresql_ops={"email": "text_pattern_ops"},
+    )
 {%- else %}
     op.create_index(
         "uq_users_live_email",
         "users",
         ["email"],
         unique=True,
-        {{ db }}_where=sa.text("NOT is_deleted"),
+        sqlite_where=sa.text("is_deleted = 0"),
     )
+{%- endif %}
+{%- if examples %}
+    op.create_index("ix_users_post_count_id", "users", ["post_count", "id"])
 {%- endif %}
 {%- if db == "mysql" %}
     op.create_index("ix_users_deleted_at_id", "users", ["deleted_at", "id"])
@@ -140,7 +155,11 @@ def upgrade() -> None:
         "posts",
         sa.Column("id", UUID_KEY, nullable=False),
         sa.Column("author_id", UUID_KEY, nullable=False),
+{%- if db == "sqlite" %}
+        sa.Column("title", sa.String(length=200, collation="NOCASE"), nullable=False),
+{%- else %}
         sa.Column("title", sa.String(length=200), nullable=False),
+{%- endif %}
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("view_count", sa.Integer(), server_default="0", nullable=False),
         *_timestamps_and_soft_delete(),
@@ -152,6 +171,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_posts_author_id_created_at_id", "posts", ["author_id", "created_at", "id"])
     op.create_index("ix_posts_created_at_id", "posts", ["created_at", "id"])
+    op.create_index("ix_posts_view_count", "posts", ["view_count"])
+{%- if db == "postgresql" %}
+    op.create_index(
+        "ix_posts_title_prefix",
+        "posts",
+        [sa.literal_column("lower(title)")],
+        postgresql_ops={"lower(title)": "text_pattern_ops"},
+    )
+{%- else %}
+    op.create_index("ix_posts_title", "posts", ["title"])
+{%- endif %}
 {%- endif %}
     op.create_table(
         "user_roles",
