@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import RUN_ID, Bakery, DatabaseServer, python, run, tail
 from tests.locks import interpreter, uv_environment
-from tests.variants import CODE_VARIANTS, TASK_QUEUE_TESTS, Variant
+from tests.variants import CODE_VARIANTS, Variant, suite_arguments
 
 PYTEST_NO_TESTS_COLLECTED = 5
 PARAMETERS = pytest.mark.parametrize(
@@ -80,8 +80,11 @@ def test_baked_suite_passes(
         env["BROKER_URL"] = request.getfixturevalue("rabbitmq_url")
     environment = _locked_environment(project, variant, tmp_path)
     argv = [str(environment / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    if variant.task_queue == "taskiq":
-        argv += [test for test in TASK_QUEUE_TESTS if (project / test).exists()]
+    argv += [
+        argument
+        for argument in suite_arguments(variant)
+        if (project / argument.removeprefix("--ignore=")).exists()
+    ]
     result = run(argv, cwd=project, env=env)
     if result.returncode == PYTEST_NO_TESTS_COLLECTED:
         pytest.fail(f"the baked suite of {variant.code_id} ran no test:\n{tail(result.stdout)}")

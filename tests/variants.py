@@ -139,6 +139,25 @@ TASK_QUEUE_TESTS = (
     "tests/test_settings.py",
     "tests/test_docs.py",
 )
+# The tests of the database layer and the app's plumbing (app/db, the probes, logs,
+# traces, the request deadline, streams): no answer but the database changes their
+# code, so they run in one code variant per database (LAYER_CODE: the example models,
+# neither auth nor a task queue), and every other code variant skips them.
+LAYER_TESTS = (
+    "tests/test_session.py",
+    "tests/test_engine.py",
+    "tests/test_db_layer.py",
+    "tests/test_failures.py",
+    "tests/test_replica.py",
+    "tests/test_probes.py",
+    "tests/test_tracing.py",
+    "tests/test_logging.py",
+    "tests/test_db_script.py",
+    "tests/test_connection_budget.py",
+    "tests/test_deadline.py",
+    "tests/test_streams.py",
+)
+LAYER_CODE = ("yes", "none", "none")  # include_example_models, auth, task_queue
 CODE_VARIANTS = tuple(
     v
     for v in LINT_VARIANTS
@@ -223,3 +242,13 @@ PGBOUNCER_PATHS = ("deploy/kubernetes/pgbouncer",)
 CI_PATHS = {"github": ".github/workflows/ci.yml", "gitlab": ".gitlab-ci.yml"}
 # Dependency-update configuration, matching the ci answer.
 UPDATE_PATHS = {"github": ".github/dependabot.yml", "gitlab": "renovate.json"}
+
+
+def suite_arguments(variant: Variant) -> list[str]:
+    """What a code variant's suite runs, as pytest arguments: everything in the
+    LAYER_CODE variant, TASK_QUEUE_TESTS with a task queue, all but LAYER_TESTS else."""
+    if variant.task_queue == "taskiq":
+        return list(TASK_QUEUE_TESTS)
+    if (variant.include_example_models, variant.auth, variant.task_queue) == LAYER_CODE:
+        return []
+    return [f"--ignore={test}" for test in LAYER_TESTS]
