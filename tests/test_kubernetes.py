@@ -732,6 +732,41 @@ def test_the_shipped_secret_is_refused_until_its_placeholders_are_replaced(
     assert answers[-1] == "accepted"
 
 
+JWT_MANIFEST_VARIANTS = [v for v in MANIFEST_VARIANTS if v.auth == "jwt"]
+
+
+@pytest.mark.parametrize("variant", JWT_MANIFEST_VARIANTS, ids=str)
+def test_the_throttle_sees_the_client_behind_the_ingress_and_no_one_else(
+    bakery: Bakery, variant: Variant
+) -> None:
+    """Behind an Ingress the pods' peer is the controller: with the ConfigMap's
+    FORWARDED_ALLOW_IPS, the app built on those settings takes the client from a peer
+    in the pod network, and from no other peer (a client cannot name itself anyone)."""
+    project = bakery.project(variant)
+    resources = _resources(project)
+    (app,) = _pod_specs(resources)[f"Deployment/{_web_name(resources)}"]["containers"]
+    trusted = _environment(app, resources)["FORWARDED_ALLOW_IPS"]
+    assert "*" not in trusted
+    code = (
+        "import asyncio, json, os, sys\n"
+        "os.environ.update(ENVIRONMENT='development', FORWARDED_ALLOW_IPS=sys.argv[1])\n"
+        "from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware\n"
+        "from app.main import create_app\n"
+        "(proxy,) = [m for m in create_app().user_middleware if m.cls is ProxyHeadersMiddleware]\n"
+        "seen = []\n"
+        "async def echo(scope, receive, send):\n    seen.append(scope['client'][0])\n"
+        "async def ask(peer):\n"
+        "    scope = {'type': 'http', 'client': (peer, 5000), 'scheme': 'http',\n"
+        "             'headers': [(b'x-forwarded-for', b'203.0.113.9')]}\n"
+        "    await ProxyHeadersMiddleware(echo, **proxy.kwargs)(scope, None, None)\n"
+        "for peer in sys.argv[2:]:\n    asyncio.run(ask(peer))\n"
+        "print(json.dumps(seen))"
+    )
+    seen = _in_project(project, code, trusted, "10.244.1.7", "127.0.0.1", "198.51.100.4")
+    # The controller's pod: the client it names. Anyone else: its own address.
+    assert seen == ["203.0.113.9", "127.0.0.1", "198.51.100.4"]
+
+
 def _real_secrets(secret: dict[str, str]) -> dict[str, str]:
     """The Secret with a random value for each placeholder (in a URL: its password)."""
     real = {}
