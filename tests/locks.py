@@ -35,15 +35,18 @@ PLACEHOLDER_SLUG = "lock-placeholder"
 NAME_EXPRESSION = "{{ cookiecutter.project_slug | replace('_', '-') }}"
 
 
-# The answers that change the dependencies: auth=jwt adds its own (and needs the example
-# models, which add none by themselves), task_queue=taskiq its own, and with the example
-# models its SMTP client and test server too. (auth, task_queue, include_example_models):
+# The answers that change the dependencies: auth=jwt adds its own, task_queue=taskiq its
+# own, and with the example models (which add none by themselves) its SMTP client and
+# test server too. (auth, task_queue, include_example_models), one example-models
+# answer standing for both where it changes nothing; tests/test_bake.py checks that
+# every bake of a locked Python version has its lock:
 DEPENDENCY_SETS = (
     ("none", "none", "yes"),
     ("jwt", "none", "yes"),
     ("none", "taskiq", "yes"),
     ("jwt", "taskiq", "yes"),
     ("none", "taskiq", "no"),
+    ("jwt", "taskiq", "no"),
 )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT, Bakery, matrix_slug, python, run, tail
+from tests.locks import LOCKED_PYTHON_VERSIONS
 from tests.variants import (
     AUTH_CHOICES,
     AUTH_PATHS,
@@ -79,6 +80,10 @@ def test_bakes(bakery: Bakery, variant: Variant) -> None:
     assert "change-me" not in env
     assert env.splitlines()[:4] == example.splitlines()[:4]
     assert len(env.splitlines()) == len(example.splitlines())
+    # Every bake of a locked Python version ships its lock (tests/test_locks.py checks
+    # it matches); only the others lock at bake time.
+    lock = project / "uv.lock"
+    assert lock.is_file() == (variant.python_version in LOCKED_PYTHON_VERSIONS), variant
 
 
 @pytest.mark.parametrize("variant", BAKED_VARIANTS, ids=str)
