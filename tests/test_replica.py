@@ -11,6 +11,7 @@ DB_REPLICA_FALLBACK=fail, the same outage costs reads a fast 503 instead.
 """
 
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator
 
@@ -26,6 +27,7 @@ DATABASE = f"ckt_{RUN_ID}_replica"
 USERS = "/api/v1/users"
 RETRY_SECONDS = 1
 FALLBACK_READS = re.compile(r"^db_replica_fallback_reads_total (\S+)$", re.MULTILINE)
+METRICS_TOKEN = secrets.token_urlsafe(32)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +78,7 @@ def test_reads_use_the_replica_and_go_on_without_it(
         "DATABASE_URL": primary,
         "DATABASE_REPLICA_URL": standby,
         "DB_REPLICA_RETRY_SECONDS": str(RETRY_SECONDS),
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     printed: list[str] = []
     with (
@@ -100,7 +103,9 @@ def test_reads_use_the_replica_and_go_on_without_it(
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"primary": "ok", "replica": "error"}
         assert ready.json()["reads_from"] == "primary"
-        fallbacks = FALLBACK_READS.search(client.get("/metrics").text)
+        metrics = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert metrics.status_code == 200, metrics.text
+        fallbacks = FALLBACK_READS.search(metrics.text)
         assert fallbacks is not None
         assert float(fallbacks[1]) >= 3
 

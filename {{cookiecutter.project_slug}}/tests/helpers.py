@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI{% if auth %}, Request{% endif %}
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
@@ -138,17 +138,26 @@ class RolledBackDatabase(Database):
 
 @contextmanager
 def commits_fail() -> Iterator[None]:
-    """Inside the block, every commit fails the way a connection dropped at COMMIT does."""
+    """Inside the block, every commit fails the way a connection dropped at COMMIT does:
+    a session's, and a Core connection's (a WriteConnection commits no session)."""
 
-    def fail(_: Session) -> None:
+    def fail(_: Session | Connection) -> None:
         raise OperationalError(
             "COMMIT", {}, ConnectionResetError("connection lost"), connection_invalidated=True
         )
 
+    def drop(connection: Connection) -> None:
+        # As the driver would find it: the connection is gone (and its transaction with
+        # it), not back in the pool with the transaction still open.
+        connection.invalidate()
+        fail(connection)
+
     event.listen(Session, "before_commit", fail)
+    event.listen(Engine, "commit", drop)
     try:
         yield
     finally:
+        event.remove(Engine, "commit", drop)
         event.remove(Session, "before_commit", fail)
 {%- if auth %}
 

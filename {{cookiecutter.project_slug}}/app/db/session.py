@@ -6,7 +6,7 @@ Each name means the same on every database:
 - `WriteSession`: an ORM session in one transaction on the {% if db == "sqlite" %}database (`BEGIN IMMEDIATE`){% else %}primary{% endif %}, for units
   of work (entities, relationships, optimistic locking, savepoints).
 - `WriteConnection`: a Core connection in one transaction on the {% if db == "sqlite" %}database{% else %}primary{% endif %}, for
-  writes that need no unit of work (an INSERT, a bulk statement, an outbox row).
+  writes that need no unit of work (an INSERT, a bulk statement{% if cookiecutter.task_queue == "taskiq" %}, an outbox row{% endif %}).
 - `ReadConnection`: a Core connection that never writes (app.db.read_only) and
   never takes a write lock{% if db == "sqlite" %} (a deferred `BEGIN`: in WAL mode it reads beside the
   writer){% else %}; the replica's when DATABASE_REPLICA_URL is set, so it may
