@@ -2,9 +2,11 @@
 
     python benchmarks/reports.py                    # against `main`, about 4 minutes
     python benchmarks/reports.py --baseline 1da4da8 --rows 100000 --rounds 3
+    python benchmarks/reports.py --auth jwt --baseline 58c0213 --after e8bfc61  # issue 20
 
-Bakes the PostgreSQL example variant twice, from a git revision (`--baseline`, the
-code as it was) and from this working tree (the code as it is), gives each a
+Bakes the PostgreSQL example variant (`--auth` none or jwt) twice, from a git revision
+(`--baseline`, the code as it was) and from this working tree or `--after` (the code
+as it is), gives each a
 database of its own migrated by its own migrations, and seeds both with the same
 rows by COPY: `--rows` users, posts (a fifth of them by one author, the busiest)
 and role links. Both apps then serve under uvicorn, one process each, and the load
@@ -61,8 +63,9 @@ class Side:
     database: str
 
 
-def bake(template: Path, into: Path) -> Path:
+def bake(template: Path, into: Path, auth: str) -> Path:
     answers = ["database=postgresql", "run_first_migration=no", f"project_slug={SLUG}"]
+    answers.append(f"auth={auth}")
     command = [sys.executable, "-m", "cookiecutter", str(template), "--no-input", "-o", str(into)]
     into.mkdir(parents=True, exist_ok=True)
     run([*command, *answers], into, project_env(Config()))
@@ -174,11 +177,14 @@ def _config(database: str) -> Config:
     return Config(database=database)
 
 
-def scenarios(busiest: str) -> dict[str, dict[str, Any]]:
+def scenarios(busiest: str, auth: str = "none") -> dict[str, dict[str, Any]]:
+    """Anonymous requests. Under auth=jwt, creating a user is for admins (since issue
+    20), so the anonymous reads alone: what every request's access rule costs."""
+
     def get(*paths: str) -> dict[str, Any]:
         return {"kind": "get", "paths": list(paths)}
 
-    return {
+    every = {
         "posts/latest": get("/api/v1/posts/latest"),
         "posts/latest 50x20": get("/api/v1/posts/latest?authors=50&per_user=20"),
         "users/post-counts": get("/api/v1/users/post-counts?limit=20"),
@@ -187,6 +193,7 @@ def scenarios(busiest: str) -> dict[str, dict[str, Any]]:
         "posts?title=": get(f"/api/v1/posts?title={quote('Post 4242')}"),
         "create user": {"kind": "create_user", "path": "/api/v1/users", "prefix": "bench"},
     }
+    return {name: spec for name, spec in every.items() if auth == "none" or spec["kind"] == "get"}
 
 
 def measure(server: Server, spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -212,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per run")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--after", help="git revision of the code as it is (default: this working tree)"
+    )
+    parser.add_argument("--auth", choices=["none", "jwt"], default="none")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as scratch:
@@ -219,10 +230,18 @@ def main(argv: list[str] | None = None) -> int:
         sides = [
             Side(
                 "before",
-                bake(template_at(args.baseline, root / "old"), root / "before"),
+                bake(template_at(args.baseline, root / "old"), root / "before", args.auth),
                 "bench_reports_before",
             ),
-            Side("after", bake(REPO, root / "after"), "bench_reports_after"),
+            Side(
+                "after",
+                bake(
+                    template_at(args.after, root / "new") if args.after else REPO,
+                    root / "after",
+                    args.auth,
+                ),
+                "bench_reports_after",
+            ),
         ]
         busiest = {}
         for side in sides:
@@ -240,13 +259,13 @@ def main(argv: list[str] | None = None) -> int:
             for side in sides
         }
         try:
-            check_every_scenario_answers(servers, busiest)
+            check_every_scenario_answers(servers, busiest, args.auth)
             results: dict[str, dict[str, list[dict[str, Any]]]] = {}
             for round_ in range(args.rounds):
                 order = sides if round_ % 2 == 0 else sides[::-1]
-                for name in scenarios(busiest["after"]):
+                for name in scenarios(busiest["after"], args.auth):
                     for side in order:
-                        spec = scenarios(busiest[side.label])[name]
+                        spec = scenarios(busiest[side.label], args.auth)[name]
                         log(f"round {round_ + 1}: {name} on {side.label}")
                         outcome = measure(servers[side.label], spec, args)
                         results.setdefault(name, {}).setdefault(side.label, []).append(outcome)
@@ -265,9 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def check_every_scenario_answers(servers: dict[str, Server], busiest: dict[str, str]) -> None:
+def check_every_scenario_answers(
+    servers: dict[str, Server], busiest: dict[str, str], auth: str
+) -> None:
     for label, server in servers.items():
-        for name, spec in scenarios(busiest[label]).items():
+        for name, spec in scenarios(busiest[label], auth).items():
             if spec["kind"] == "get":
                 status, _ = http("GET", server.base + spec["paths"][0])
                 if status != 200:
@@ -290,7 +311,7 @@ def summarize(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[dict[
 
 def render(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = [
-        f"{args.rows:,} rows per table; {args.concurrency} connections; "
+        f"auth={args.auth}; {args.rows:,} rows per table; {args.concurrency} connections; "
         f"medians of {args.rounds} interleaved rounds of {args.duration:g} s",
         "",
         "| scenario | before req/s | after req/s | after / before "
