@@ -6,16 +6,23 @@ uv.lock with `uv sync --frozen` (outside the bake, so the linters never see it):
 dependency the bake uses but does not declare fails here, whatever this session's
 interpreter has. Every database created here is named for this run and dropped
 afterwards.
+
+The suites mostly wait (on servers, timeouts, subprocesses: about half their time is
+CPU), so BAKED_SUITES_AT_ONCE of them (2 by default; 1 for a quiet machine) run at
+once, each on databases of its own, and nothing else of this session runs meanwhile.
 """
 
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import RUN_ID, Bakery, DatabaseServer, python, run, tail
+from tests.conftest import RUN_ID, Bakery, DatabaseServer, SQLiteFiles, python, run, tail
 from tests.locks import interpreter, uv_environment
 from tests.variants import CODE_VARIANTS, Variant, suite_arguments
 
@@ -58,38 +65,89 @@ def _locked_environment(project: Path, variant: Variant, folder: Path) -> Path:
     return environment
 
 
-@PARAMETERS
-def test_baked_suite_passes(
-    bakery: Bakery,
-    variant: Variant,
-    database_server: DatabaseServer,
-    throwaway_databases: list[str],
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-) -> None:
-    project = bakery.project(variant)
+def _run_suite(
+    project: Path, variant: Variant, server: DatabaseServer, broker: str | None, folder: Path
+) -> subprocess.CompletedProcess[str]:
+    """The bake's own suite in its locked environment, on databases of its own."""
     name = _database_name(variant, "test")  # the baked fixtures insist on '_test'
     unused = _database_name(variant, "unused")
-    throwaway_databases += [name, unused]
     env = {
-        "TEST_DATABASE_URL": database_server.url(name),
+        "TEST_DATABASE_URL": server.url(name),
         # Nothing may fall back to the development database of .env.
-        "DATABASE_URL": database_server.url(unused),
+        "DATABASE_URL": server.url(unused),
     }
-    if variant.task_queue == "taskiq":  # the machine's RabbitMQ, not .env's compose one
-        env["BROKER_URL"] = request.getfixturevalue("rabbitmq_url")
-    environment = _locked_environment(project, variant, tmp_path)
-    argv = [str(environment / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-    argv += [
-        argument
-        for argument in suite_arguments(variant)
-        if (project / argument.removeprefix("--ignore=")).exists()
+    if broker is not None:  # the machine's RabbitMQ, not .env's compose one
+        env["BROKER_URL"] = broker
+    try:
+        environment = _locked_environment(project, variant, folder)
+        argv = [str(environment / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        argv += [
+            argument
+            for argument in suite_arguments(variant)
+            if (project / argument.removeprefix("--ignore=")).exists()
+        ]
+        return run(argv, cwd=project, env=env)
+    finally:
+        for database in (name, unused):
+            server.drop(database)
+
+
+# Every suite started in this session: the other tests here wait for them all.
+_STARTED: list[Future[subprocess.CompletedProcess[str]]] = []
+
+
+@pytest.fixture(scope="session")
+def suites(
+    request: pytest.FixtureRequest, bakery: Bakery, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Future[subprocess.CompletedProcess[str]]]]:
+    """The suites of the variants this session selected, BAKED_SUITES_AT_ONCE at a
+    time, in the order their tests run; each test waits for its own."""
+    selected = [
+        variant
+        for item in request.session.items
+        if isinstance(item, pytest.Function)
+        and item.originalname == "test_baked_suite_passes"
+        and isinstance(variant := item.callspec.params["variant"], Variant)
     ]
-    result = run(argv, cwd=project, env=env)
+    servers: dict[str, DatabaseServer] = {}
+    for database in dict.fromkeys(v.database for v in selected):
+        if database == "postgresql":
+            servers[database] = request.getfixturevalue("postgres_server")
+        elif database == "mysql":
+            servers[database] = request.getfixturevalue("mariadb_server")
+        else:
+            servers[database] = SQLiteFiles(tmp_path_factory.mktemp("suites-sqlite"))
+    queued = any(v.task_queue == "taskiq" for v in selected)
+    broker = request.getfixturevalue("rabbitmq_url") if queued else None
+    at_once = int(os.environ.get("BAKED_SUITES_AT_ONCE", "2"))
+    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="suite") as pool:
+        futures = {}
+        for variant in selected:  # baking and folders here, in this thread
+            project = bakery.project(variant)
+            folder = tmp_path_factory.mktemp(f"suite-{variant.code_id}")
+            futures[variant.code_id] = pool.submit(
+                _run_suite, project, variant, servers[variant.database], broker, folder
+            )
+        _STARTED.extend(futures.values())
+        yield futures
+
+
+@pytest.mark.parametrize("variant", CODE_VARIANTS, ids=lambda v: v.code_id)
+def test_baked_suite_passes(
+    variant: Variant, suites: dict[str, Future[subprocess.CompletedProcess[str]]]
+) -> None:
+    result = suites[variant.code_id].result()
     if result.returncode == PYTEST_NO_TESTS_COLLECTED:
         pytest.fail(f"the baked suite of {variant.code_id} ran no test:\n{tail(result.stdout)}")
     assert result.returncode == 0, _failure_summary(result.stdout)
     assert " passed" in result.stdout.splitlines()[-1]
+
+
+@pytest.fixture(autouse=True)
+def _no_suite_running(request: pytest.FixtureRequest) -> None:
+    """The other tests here start once every suite has ended: nothing overlaps them."""
+    if request.function is not test_baked_suite_passes:
+        wait(_STARTED)
 
 
 @PARAMETERS
