@@ -38,14 +38,19 @@ pytestmark = pytest.mark.usefixtures("committed")
 
 
 class CountedChecks(Passwords):
-    """Passwords that count the checks that reached a stored hash (not the stand-in)."""
+    """Passwords that count the checks that reached a stored hash (not the stand-in),
+    as each one begins, and how many had begun when a right password was confirmed."""
 
     real = 0
+    begun_at_first_success: int | None = None
 
     async def verify(self, password: str, stored: str | None) -> tuple[bool, str | None]:
         if stored is not None:
             self.real += 1
-        return await super().verify(password, stored)
+        valid, new_hash = await super().verify(password, stored)
+        if valid and self.begun_at_first_success is None:
+            self.begun_at_first_success = self.real
+        return valid, new_hash
 
 
 @asynccontextmanager
@@ -112,7 +117,12 @@ async def test_parallel_guesses_get_no_more_checks_than_the_limit(
 async def test_the_right_password_in_a_burst_of_guesses_gains_no_extra_checks(
     test_settings: Settings,
 ) -> None:
-    """The reported attack: 11 wrong passwords and the right one at once."""
+    """The reported attack: 11 wrong passwords and the right one at once.
+
+    Until a success clears the count, at most five checks can begin; so when the right
+    password wins, at most five had begun by the time it was confirmed (checks that
+    begin after the success, on a cleared count, are the owner's allowance again).
+    Without the claim before the hash, all twelve begin at once and this fails."""
     settings = test_settings.model_copy(
         update={"login_max_failures": 5, "password_hash_concurrency": 4}
     )
@@ -125,10 +135,15 @@ async def test_the_right_password_in_a_burst_of_guesses_gains_no_extra_checks(
                 for i, p in enumerate(passwords)
             )
         )
-    assert checks.real == 5
     statuses = [answer.status_code for answer in answers]
     assert set(statuses[:11]) == {401}
-    assert statuses[11] in (200, 401)  # 200 only if it was one of the five checked
+    if statuses[11] == 200:  # it was one of the five checks the account allowed
+        assert checks.begun_at_first_success is not None
+        assert checks.begun_at_first_success <= 5
+    else:  # refused without a check: nothing cleared the count
+        assert statuses[11] == 401
+        assert checks.begun_at_first_success is None
+        assert checks.real == 5
 
 
 async def test_a_locked_account_answers_as_slowly_as_a_wrong_password(
