@@ -128,6 +128,10 @@ def upgrade() -> None:
         postgresql_where=sa.text("NOT is_deleted"),
         postgresql_ops={"email": "text_pattern_ops"},
     )
+    # A finer histogram (ANALYZE samples 300 rows per unit of target) for the email
+    # prefix filter: on the default target the planner can take a prefix that a few
+    # users have for one that many have, and walk the date index for a page of them.
+    op.execute("ALTER TABLE users ALTER COLUMN email SET STATISTICS 1000")
 {%- else %}
     op.create_index(
         "uq_users_live_email",
@@ -179,6 +183,10 @@ def upgrade() -> None:
         [sa.literal_column("lower(title)")],
         postgresql_ops={"lower(title)": "text_pattern_ops"},
     )
+    # A finer histogram of the title prefix too: on the default target, a page of the
+    # posts of a prefix that a few posts have read every post after 1 ANALYZE in 40, at
+    # 100,000 posts (scripts/explain_queries.py).
+    op.execute("ALTER INDEX ix_posts_title_prefix ALTER COLUMN 1 SET STATISTICS 1000")
 {%- else %}
     op.create_index("ix_posts_title", "posts", ["title"])
 {%- endif %}
