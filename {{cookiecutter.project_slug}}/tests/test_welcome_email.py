@@ -2,20 +2,29 @@
 (a child process, as in production) and an SMTP server run by the test. Workers
 are killed, relays die between publishing and marking, RabbitMQ is cut off: every
 email still arrives, and only a task in flight at the failure may arrive twice.
+Then SMTP_URL against real TLS servers: implicit TLS, STARTTLS, log-ins only over
+TLS, and a certificate checked (one made for the test by the openssl command).
 """
 
 import asyncio
 import email
+import shutil
 import signal
+import ssl
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.db.outbox import OutboxMessage
 from app.settings import Settings
 from app.tasks.broker import worker_capacity
-from app.tasks.mail import SmtpServer
+from app.tasks.mail import SmtpServer, send
 from tests.tasks import (
     TcpProxy,
     WorkerProcess,
@@ -288,3 +297,124 @@ def test_a_bad_smtp_url_is_refused(url: str) -> None:
 
 def test_the_password_is_not_in_the_servers_repr() -> None:
     assert "s3cret" not in repr(SmtpServer.from_url("smtp://ada:s3cret@mail.example.com"))
+
+
+# SMTP_URL against real TLS servers
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, and its key."""
+    openssl = shutil.which("openssl")
+    assert openssl is not None, "the TLS tests make their certificate with the openssl command"
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    command += ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(  # noqa: S603 -- fixed arguments
+        command,
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.fixture
+def trusted(certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's certificate is the client's trust store (OpenSSL reads SSL_CERT_FILE)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))
+
+
+class Recorder:
+    """An SMTP server's handler and authenticator that keep, for each email and each
+    log-in attempt, whether it came over STARTTLS."""
+
+    def __init__(self) -> None:
+        self.emails: list[bool] = []
+        self.logins: list[tuple[str, bool]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.emails.append(session.ssl is not None)
+        return "250 OK"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        self.logins.append((data.login.decode(), session.ssl is not None))
+        return AuthResult(success=(data.login, data.password) == (b"ada", b"s3cret"))
+
+
+@contextmanager
+def smtp_server(recorder: Recorder, **options: Any) -> Iterator[int]:
+    """An aiosmtpd server on loopback with `options`; yields its port."""
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def _server_tls(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+def _message() -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "Hi"
+    message.set_content("Hello.")
+    return message
+
+
+@pytest.mark.usefixtures("trusted")
+async def test_smtps_sends_over_implicit_tls(certificate: tuple[Path, Path]) -> None:
+    recorder = Recorder()
+    with smtp_server(recorder, ssl_context=_server_tls(certificate)) as port:
+        await send(SmtpServer.from_url(f"smtps://127.0.0.1:{port}"), _message(), 5)
+    assert len(recorder.emails) == 1
+
+
+@pytest.mark.usefixtures("trusted")
+async def test_smtp_uses_starttls_when_the_server_offers_it(
+    certificate: tuple[Path, Path],
+) -> None:
+    recorder = Recorder()
+    with smtp_server(recorder, tls_context=_server_tls(certificate)) as port:
+        await send(SmtpServer.from_url(f"smtp://127.0.0.1:{port}"), _message(), 5)
+    assert recorder.emails == [True]
+
+
+@pytest.mark.usefixtures("trusted")
+async def test_a_password_is_sent_only_after_starttls(certificate: tuple[Path, Path]) -> None:
+    recorder = Recorder()
+    options = {"tls_context": _server_tls(certificate), "authenticator": recorder.authenticate}
+    with smtp_server(recorder, **options) as port:
+        await send(SmtpServer.from_url(f"smtp://ada:s3cret@127.0.0.1:{port}"), _message(), 5)
+    assert recorder.logins == [("ada", True)]
+    assert recorder.emails == [True]
+
+
+async def test_a_password_is_never_sent_to_a_server_without_starttls() -> None:
+    recorder = Recorder()
+    # A server that would take the log-in in clear.
+    options = {"authenticator": recorder.authenticate, "auth_require_tls": False}
+    refused = pytest.raises(aiosmtplib.SMTPException)
+    with smtp_server(recorder, **options) as port, refused:
+        await send(SmtpServer.from_url(f"smtp://ada:s3cret@127.0.0.1:{port}"), _message(), 5)
+    assert recorder.logins == []
+    assert recorder.emails == []
+
+
+async def test_a_certificate_the_client_does_not_trust_is_refused(
+    certificate: tuple[Path, Path],
+) -> None:
+    recorder = Recorder()
+    refused = pytest.raises((aiosmtplib.SMTPException, OSError))
+    with smtp_server(recorder, ssl_context=_server_tls(certificate)) as port, refused:
+        await send(SmtpServer.from_url(f"smtps://127.0.0.1:{port}"), _message(), 5)
+    assert recorder.emails == []
