@@ -11,17 +11,29 @@ the scraper that sends compose's METRICS_TOKEN only.
 auth=jwt needs one more secret (JWT_SECRET_KEY): one jwt bake runs here too. Its
 compose environment comes from the same lines on every database, and
 tests/test_static_files.py checks that each database's compose passes every secret;
-SQLite's needs no server, so it adds the least time."""
+SQLite's needs no server, so it adds the least time.
+
+task_queue=taskiq adds compose's `worker`: its command, from the image, with its
+compose environment, takes the welcome email of a user created through the image's
+CMD from RabbitMQ to an SMTP server of the test's, its healthcheck passes, and
+SIGTERM ends it within compose's stop_grace_period."""
 
 import asyncio
+import email
 import json
+import os
 import re
+import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from dockerfile_parse import DockerfileParser
 from dotenv import dotenv_values
 from prometheus_client.parser import text_string_to_metric_families
@@ -169,3 +181,123 @@ def test_the_images_command_and_healthcheck(
     migrated = run(_here(image, services["migrate"]["command"], 0), cwd=image.cwd, env=migrate_env)
     assert migrated.returncode == 0, tail(migrated.stdout)
     assert "alembic_version" in asyncio.run(_tables(url))
+
+
+class _Inbox:
+    """An SMTP server's handler that keeps each email's Message-ID."""
+
+    def __init__(self) -> None:
+        self.message_ids: list[str] = []
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.message_ids.append(str(email.message_from_bytes(envelope.content)["Message-ID"]))
+        self.arrived.set()
+        return "250 OK"
+
+
+async def _delete_queues(broker_url: str, name: str, max_attempts: int) -> None:
+    """What the worker declared for this test's queue (app/tasks/topology.py)."""
+    connection = await aio_pika.connect(broker_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in [name, f"{name}.dead-letter"] + [
+            f"{name}.retry-{n}" for n in range(1, max_attempts)
+        ]:
+            await channel.queue_delete(queue)
+        await channel.exchange_delete(name)
+
+
+def _healthy(command: list[str], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if subprocess.run(command, timeout=10, check=False).returncode == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_the_workers_command_runs_a_task_from_the_image(
+    bakery: Bakery, rabbitmq_url: str, tmp_path: Path
+) -> None:
+    variant = Variant("sqlite", "yes", "no", TEST_PYTHON_VERSION, task_queue="taskiq")
+    project = bakery.project(variant)
+    image = build_image(project, tmp_path / "image")
+    command, _ = _image_commands(project)
+    services = YAML(typ="safe", pure=True).load((project / "docker-compose.yml").read_text())[
+        "services"
+    ]
+    worker = services["worker"]
+    metrics_port, web_port, smtp_port = free_port(), free_port(), free_port()
+    healthcheck = [
+        arg.replace(":9100/", f":{metrics_port}/")
+        for arg in _here(image, worker["healthcheck"]["test"][1:], 0)
+    ]
+    assert healthcheck != _here(image, worker["healthcheck"]["test"][1:], 0)  # the port replaced
+    queue = f"ckt-{RUN_ID}-image-worker"
+    here = {  # this machine's database file, RabbitMQ and SMTP server, a queue of its own
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}",
+        "BROKER_URL": rabbitmq_url,
+        "TASK_QUEUE_NAME": queue,
+        "TASK_MAX_ATTEMPTS": "2",
+        "RELAY_POLL_SECONDS": "0.2",
+    }
+    metrics_dirs = {}
+    for container in ("app", "worker", "migrate"):  # a /tmp each
+        metrics_dirs[container] = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / container)}
+        (tmp_path / container).mkdir()
+    web_env = {**image.environment, **_compose_environment(project, services["app"]), **here}
+    web_env |= metrics_dirs["app"]
+    worker_env = {
+        **image.environment,
+        **_compose_environment(project, worker),
+        **here,
+        "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "WORKER_METRICS_PORT": str(metrics_port),
+        **metrics_dirs["worker"],
+    }
+    migrate_env = {
+        **image.environment,
+        **_compose_environment(project, services["migrate"]),
+        **here,
+        **metrics_dirs["migrate"],
+    }
+    migrated = run(_here(image, services["migrate"]["command"], 0), cwd=image.cwd, env=migrate_env)
+    assert migrated.returncode == 0, tail(migrated.stdout)
+
+    inbox = _Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    process = subprocess.Popen(
+        _here(image, worker["command"], 0),
+        cwd=image.cwd,
+        env={**os.environ, **worker_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert _healthy(healthcheck, 30), "the worker's healthcheck never passed"
+        with serve_baked(
+            image.cwd, web_env, command=_here(image, command, web_port), port=web_port
+        ) as base_url:
+            created = httpx.post(
+                f"{base_url}/api/v1/users",
+                json={"email": "ada@example.com", "full_name": "Ada"},
+                timeout=10,
+            )
+            assert created.status_code == 201, created.text
+        assert inbox.arrived.wait(30), "the welcome email never arrived"
+        assert len(inbox.message_ids) == 1
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        grace = float(str(worker["stop_grace_period"]).removesuffix("s"))
+        output, _ = process.communicate(timeout=grace)
+        assert process.returncode == 0, output[-3000:]
+        assert time.monotonic() - started < grace
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        smtp.stop()
+        asyncio.run(_delete_queues(rabbitmq_url, queue, 2))
