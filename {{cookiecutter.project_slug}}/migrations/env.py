@@ -51,7 +51,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from app.db.engine import create_engines
-from app.db.migration_guard import MigrationLimits, one_migrator, {% if db == "mysql" %}retry_statements, {% endif %}run_with_retries
+from app.db.migration_guard import (
+    MigrationLimits,
+{%- if db == "sqlite" %}
+    create_in_wal_mode,
+{%- endif %}
+    one_migrator,
+{%- if db == "mysql" %}
+    retry_statements,
+{%- endif %}
+    run_with_retries,
+)
 from app.db.types import {% if db == "mysql" %}BinaryUUID, {% endif %}UTCDateTime
 from app.models import Base
 from app.settings import Settings, get_settings
@@ -236,6 +246,9 @@ def run_migrations_online() -> None:
                 "lock and session settings, which PgBouncer's transaction mode does not keep): "
                 "point DATABASE_URL at the server and leave DB_PGBOUNCER unset for the migration"
             )
+{%- endif %}
+{%- if db == "sqlite" %}
+        create_in_wal_mode(settings.url.database or "", MigrationLimits.from_settings(settings))
 {%- endif %}
         # The app's connection setup, one connection at a time (NullPool).
         engines = create_engines(settings, poolclass=NullPool{% if db == "sqlite" %}, enforce_foreign_keys=False{% endif %})

