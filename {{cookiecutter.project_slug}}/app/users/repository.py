@@ -1,5 +1,6 @@
 {%- set db = cookiecutter.database -%}
 {%- set examples = cookiecutter.include_example_models == "yes" -%}
+{%- set auth = cookiecutter.auth == "jwt" -%}
 """Data access for users: every query {% if examples %}the example domain needs{% else %}the accounts need{% endif %}, in one module.
 
 Reads are Core statements on a connection: they select the columns a response
@@ -19,7 +20,7 @@ import functools
 {% endif -%}
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import {% if auth %}Callable, {% endif %}Sequence
 from typing import Any
 
 from sqlalchemy import {% if examples %}CompoundSelect, {% endif %}Row, bindparam, false, insert, select{% if examples %}, union_all, update{% endif %}
@@ -63,6 +64,17 @@ LATEST_POSTS = 5
 # Roles are capped when assigned: no response grows with a user's history.
 {% endif -%}
 MAX_ROLES = 20
+{% if auth -%}
+# Whose email and roles a read shows (app.auth.access: to the user themselves and to
+# admins). The others' are null, and their roles are not even read.
+ShowsPrivate = Callable[[uuid.UUID], bool]
+
+
+def everyone(_: uuid.UUID) -> bool:
+    return True
+
+
+{% endif -%}
 USERS = Keyset(User.created_at, User.id)
 _USER_FIELDS = {"id", "email", "full_name", "version", "created_at", "updated_at"}
 
@@ -147,27 +159,42 @@ async def _roles(
     connection: AsyncConnection, user_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[RoleRead]]:
     roles: dict[uuid.UUID, list[RoleRead]] = defaultdict(list)
+{%- if auth %}
+    if not user_ids:  # nobody's roles to show
+        return roles
+{%- endif %}
     for user_id, name in await connection.execute(_ROLES, {"user_ids": user_ids}):
         roles[user_id].append(RoleRead(name=name))
     return roles
 
 
 async def _with_details(
-    connection: AsyncConnection, rows: Sequence[Row[*tuple[Any, ...]]]
+    connection: AsyncConnection,
+    rows: Sequence[Row[*tuple[Any, ...]]],
+{%- if auth %}
+    private: ShowsPrivate = everyone,
+{%- endif %}
 ) -> list[UserRead]:
-    """UserReads for rows of _USERS: {% if examples %}two more queries{% else %}one more query{% endif %}, whatever the page size."""
+    """UserReads for rows of _USERS: {% if examples %}two more queries{% else %}one more query{% endif %}, whatever the page size{% if auth %}
+    ({% if examples %}one{% else %}none{% endif %} when `private` shows nobody's email and roles){% endif %}."""
     if not rows:
         return []
     ids = [row.id for row in rows]
+{%- if auth %}
+    shown = {user_id for user_id in ids if private(user_id)}
+{%- endif %}
 {%- if examples %}
-    posts, roles = await _latest_posts(connection, ids), await _roles(connection, ids)
+    posts = await _latest_posts(connection, ids)
+{%- endif %}
+{%- if auth %}
+    roles = await _roles(connection, [user_id for user_id in ids if user_id in shown])
 {%- else %}
     roles = await _roles(connection, ids)
 {%- endif %}
     return [
         UserRead(
             id=row.id,
-            email=row.email,
+            email=row.email{% if auth %} if row.id in shown else None{% endif %},
             full_name=row.full_name,
             version=row.version,
             created_at=row.created_at,
@@ -175,7 +202,7 @@ async def _with_details(
 {%- if examples %}
             post_count=row.post_count,
 {%- endif %}
-            roles=roles.get(row.id, []),
+            roles=roles.get(row.id, []){% if auth %} if row.id in shown else None{% endif %},
 {%- if examples %}
             latest_posts=posts.get(row.id, []),
 {%- endif %}
@@ -191,6 +218,9 @@ async def list_users(
     offset: int = 0,
     after: Position | None = None,
     email_prefix: str | None = None,
+{%- if auth %}
+    private: ShowsPrivate = everyone,
+{%- endif %}
 ) -> Page[UserRead]:
     """Users in creation order, a page at a time (see app.db.pagination)."""
     stmt = _USERS_PAGE
@@ -207,16 +237,22 @@ async def list_users(
     if after is not None:
         stmt = stmt.where(USERS.after(after))
     rows = (await connection.execute(stmt, {"limit": limit + 1, "offset": offset})).all()
-    users = await _with_details(connection, rows[:limit])
+    users = await _with_details(connection, rows[:limit]{% if auth %}, private{% endif %})
     more = len(rows) > limit
     return Page(users, Position(users[-1].created_at, users[-1].id) if more else None)
 
 
+{% if auth -%}
+async def get_user(
+    connection: AsyncConnection, user_id: uuid.UUID, private: ShowsPrivate = everyone
+) -> UserRead:
+{%- else -%}
 async def get_user(connection: AsyncConnection, user_id: uuid.UUID) -> UserRead:
+{%- endif %}
     rows = (await connection.execute(_ONE_USER, {"user_id": user_id})).all()
     if not rows:
         raise NotFoundError(f"user {user_id} not found")
-    return (await _with_details(connection, rows))[0]
+    return (await _with_details(connection, rows{% if auth %}, private{% endif %}))[0]
 
 
 async def _load_user(session: AsyncSession, user_id: uuid.UUID, *, roles: bool = False) -> User:

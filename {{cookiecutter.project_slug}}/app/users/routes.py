@@ -66,9 +66,13 @@ NOT_ADMIN: Responses = UNAUTHORIZED | {403: {"description": "Not an admin."}}
 NOT_YOURS: Responses = UNAUTHORIZED | {403: {"description": "Neither you nor an admin."}}
 
 
-def _as_seen_by(caller: Anyone, user: UserRead) -> UserRead:
-    """The user as the caller may see it: private fields for themselves and admins."""
-    return user if caller is not None and caller.may_see(user.id) else user.without_private_fields()
+def _private_to(caller: Anyone) -> repository.ShowsPrivate:
+    """Whose email and roles the caller may see: their own, or everyone's for an admin."""
+    return caller.may_see if caller is not None else _nobody
+
+
+def _nobody(_: uuid.UUID) -> bool:
+    return False
 {%- endif %}
 
 
@@ -129,13 +133,12 @@ async def list_users(
         offset=page.offset,
         after=start_of_page(request, page, filters),
         email_prefix=email,
+{%- if auth %}
+        private=_private_to(caller),
+{%- endif %}
     )
     link_next_page(request, response, users, filters)
-{%- if auth %}
-    return [_as_seen_by(caller, user) for user in users.rows]
-{%- else %}
     return list(users.rows)
-{%- endif %}
 {%- if examples %}
 
 
@@ -181,7 +184,7 @@ async def get_user(
     caller: Anyone,
     connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %},
 ) -> UserRead:
-    return _as_seen_by(caller, await repository.get_user(connection, user_id))
+    return await repository.get_user(connection, user_id, _private_to(caller))
 {%- else %}
 async def get_user(user_id: uuid.UUID, connection: {% if db != "sqlite" %}PrimaryReadConnection{% else %}ReadConnection{% endif %}) -> UserRead:
     return await repository.get_user(connection, user_id)

@@ -4,7 +4,7 @@
 """Request and response bodies for users. Unknown fields are rejected (422).
 
 A user's email and roles are private: responses carry them to the user themselves
-and to admins only, and null to anyone else (`UserRead.without_private_fields`).
+and to admins only, and null to anyone else (app.users.repository reads them so).
 """
 {%- else -%}
 """Request and response bodies for users. Unknown fields are rejected (422)."""
@@ -12,7 +12,7 @@ and to admins only, and null to anyone else (`UserRead.without_private_fields`).
 
 import uuid
 from datetime import datetime
-from typing import Literal{% if auth %}, Self{% endif %}
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -97,11 +97,6 @@ class UserRead(BaseModel):
 {%- if examples %}
     post_count: int
     latest_posts: list[PostSummary]
-{%- endif %}
-{%- if auth %}
-
-    def without_private_fields(self) -> Self:
-        return self.model_copy(update={"email": None, "roles": None})
 {%- endif %}
 {%- if examples %}
 
